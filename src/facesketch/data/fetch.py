@@ -1,0 +1,40 @@
+"""The fetch stage: put raw photo/sketch pairs under data/raw, whatever the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import io
+from .. import params as P
+from ..errors import ParamError
+from . import RAW_DIR
+
+
+def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
+    from .synthetic import generate_dataset
+
+    cfg = P.get(params, "data.synthetic")
+    count = int(P.number("data.synthetic.count", cfg.get("count"), minimum=2, integer=True))
+    seed = int(P.number("data.synthetic.seed", cfg.get("seed"), minimum=0, integer=True))
+    return len(generate_dataset(out_dir, count=count, seed=seed))
+
+
+# Each source: a function that fills an empty folder with images and pairs.csv
+# and returns the number of pairs.
+SOURCES: dict[str, Callable[[dict[str, Any], Path], int]] = {
+    "synthetic": _fetch_synthetic,
+}
+
+
+def fetch(params: dict[str, Any], raw_dir: Path = RAW_DIR) -> int:
+    source = P.get(params, "data.source")
+    if source not in SOURCES:
+        raise ParamError(
+            f"params.yaml: data.source={source!r} is not available; expected one of: {', '.join(SOURCES)}"
+        )
+    # Build the whole folder aside and swap it in, so an interrupted fetch never
+    # leaves a half-filled data/raw behind.
+    with io.atomic_dir(raw_dir) as tmp:
+        n = SOURCES[source](params, tmp)
+    return n

@@ -1,0 +1,46 @@
+"""Reading and writing ``pairs.csv``, the list of photo/sketch pairs fetch found."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import io
+from ..errors import DataError
+from . import MANIFEST_COLUMNS, MANIFEST_NAME
+
+
+@dataclass(frozen=True)
+class Pair:
+    pair_id: str
+    photo: str   # path relative to the raw folder
+    sketch: str
+    subset: str  # "train" | "test"
+
+
+def write_manifest(raw_dir: Path, pairs: list[Pair]) -> Path:
+    buf = _io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for p in sorted(pairs, key=lambda p: p.pair_id):
+        writer.writerow([p.pair_id, p.photo, p.sketch, p.subset])
+    dest = Path(raw_dir) / MANIFEST_NAME
+    io.write_text(dest, buf.getvalue())
+    return dest
+
+
+def read_manifest(raw_dir: Path) -> list[Pair]:
+    path = Path(raw_dir) / MANIFEST_NAME
+    if not path.exists():
+        raise DataError(f"{path}: not found; run the fetch stage first (dvc repro fetch)")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: missing columns {sorted(missing)}; expected {', '.join(MANIFEST_COLUMNS)}")
+        pairs = [Pair(r["pair_id"], r["photo"], r["sketch"], r["subset"]) for r in reader]
+    if not pairs:
+        raise DataError(f"{path}: lists no pairs")
+    return pairs

@@ -1,0 +1,35 @@
+"""The study's dense autoencoder: flatten -> SIZE, SIZE/2, SIZE/4, SIZE/8 ->
+a latent vector -> the mirror image -> reshape to the image.
+
+Its first and last layers connect every pixel, so its size grows with the
+image: about 100M parameters at 256x256 with size 256.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from ..errors import ParamError
+from .blocks import image_input
+
+DEFAULTS = {"size": 256, "latent_dim": 32}
+
+
+def build(image_size: int, cfg: dict) -> keras.Model:
+    size, latent = int(cfg["size"]), int(cfg["latent_dim"])
+    if size < 8 or size % 8:
+        raise ParamError(f"params.yaml: dense.size={size} is not valid; expected a multiple of 8, at least 8")
+    if latent < 1:
+        raise ParamError(f"params.yaml: dense.latent_dim={latent} is not valid; expected >= 1")
+    widths = (size, size // 2, size // 4, size // 8)
+    inputs = image_input(image_size)
+    x = layers.Flatten()(inputs)
+    for w in widths:
+        x = layers.Dense(w, activation="relu")(x)
+    x = layers.Dense(latent, activation="relu", name="latent")(x)
+    for w in reversed(widths):
+        x = layers.Dense(w, activation="relu")(x)
+    x = layers.Dense(image_size * image_size * 3, activation="sigmoid")(x)
+    outputs = layers.Reshape((image_size, image_size, 3), name="output")(x)
+    return keras.Model(inputs, outputs, name="dense")

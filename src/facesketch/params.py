@@ -1,0 +1,89 @@
+"""Reading and checking params.yaml.
+
+Every stage reads the file the same way and checks only the keys it uses, so
+a bad value fails in the stage that needs it, with the key's name and what
+was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import ParamError
+
+PARAMS_FILE = "params.yaml"
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LOSSES = ("mae", "bce", "mse")
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamError(f"{path}: not found; run from the repository root (where dvc.yaml is)")
+    with open(path, encoding="utf-8") as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ParamError(f"{path}: expected a mapping of keys to values at the top level")
+    return params
+
+
+def get(params: dict[str, Any], dotted: str) -> Any:
+    """``get(p, "split.seed")``: the value, or a ParamError naming the missing key."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamError(f"params.yaml: missing key '{dotted}'")
+        node = node[part]
+    return node
+
+
+def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ParamError(f"params.yaml: {name}={value!r} is not valid; expected one of: {', '.join(allowed)}")
+    return value
+
+
+def number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+           integer: bool = False, exclusive_min: bool = False) -> float | int:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        raise ParamError(f"params.yaml: {name}={value!r} is not valid; expected {kind}")
+    if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
+        op = ">" if exclusive_min else ">="
+        raise ParamError(f"params.yaml: {name}={value!r} is not valid; expected {op} {minimum}")
+    if maximum is not None and value > maximum:
+        raise ParamError(f"params.yaml: {name}={value!r} is not valid; expected <= {maximum}")
+    return value
+
+
+def image_size(params: dict[str, Any]) -> int:
+    size = number("image_size", get(params, "image_size"), minimum=32, integer=True)
+    if size % 32:
+        raise ParamError(f"params.yaml: image_size={size} is not valid; expected a multiple of 32 (e.g. 64, 128, 256)")
+    return int(size)
+
+
+def training(params: dict[str, Any]) -> dict[str, Any]:
+    """The top-level training keys, checked."""
+    return {
+        "optimizer": choice("optimizer", get(params, "optimizer"), OPTIMIZERS),
+        "learning_rate": float(number("learning_rate", get(params, "learning_rate"), minimum=0, exclusive_min=True)),
+        "epochs": int(number("epochs", get(params, "epochs"), minimum=1, integer=True)),
+        "batch_size": int(number("batch_size", get(params, "batch_size"), minimum=1, integer=True)),
+        "loss": choice("loss", get(params, "loss"), LOSSES),
+        "seed": int(number("seed", get(params, "seed"), minimum=0, integer=True)),
+        "image_size": image_size(params),
+    }
+
+
+def task(name: str) -> str:
+    from . import TASKS
+
+    return choice("task", name, TASKS)

@@ -1,0 +1,13 @@
+"""DVC stage baselines: the scores every model must beat on a task."""
+import facesketch  # noqa: F401
+from facesketch import stage
+from facesketch.evaluate import baselines
+
+
+def main(ns, params):
+    res = baselines(ns.task)
+    return f"baselines {ns.task}: " + "; ".join(f"{k} ssim {v['ssim']:.4f}" for k, v in res.items())
+
+
+stage.run(main, description=__doc__,
+          args=[(["--task"], {"required": True, "choices": ["f2s", "s2f"]})])

@@ -1,0 +1,12 @@
+"""DVC stage evaluate: MAE/PSNR/SSIM/... of one model x task on the test split."""
+import facesketch  # noqa: F401
+from facesketch import stage
+from facesketch.evaluate import evaluate
+
+
+def main(ns, params):
+    s = evaluate(ns.model, ns.task)
+    return f"evaluate {ns.model}-{ns.task}: " + ", ".join(f"{k} {s[k]:.4f}" for k in ("mae", "psnr", "ssim") if k in s)
+
+
+stage.run(main, description=__doc__, args=stage.MODEL_TASK)

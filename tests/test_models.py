@@ -1,0 +1,64 @@
+"""Every registered model: builds at 32 and 256, right shapes and range, learns."""
+
+import numpy as np
+import pytest
+
+from facesketch import models, tf_runtime
+from facesketch.errors import ParamError
+from facesketch.training import compile_model
+from conftest import make_pairs, tiny_params
+
+tf_runtime.init(0)
+ALL = models.available()
+
+
+def test_conv_has_the_studys_parameter_count():
+    assert models.build("conv", 256).count_params() == 5_486_787
+
+
+def test_dense_layer_widths_follow_size():
+    m = models.build("dense", 32, {"dense": {"size": 64, "latent_dim": 32}})
+    widths = [l.units for l in m.layers if hasattr(l, "units")]
+    assert widths == [64, 32, 16, 8, 32, 8, 16, 32, 64, 32 * 32 * 3]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("size", [32, 256])
+def test_builds_with_image_shaped_output(name, size):
+    model = models.predictor(models.build(name, size, tiny_params()))
+    x = np.random.default_rng(0).random((2, size, size, 3), np.float32)
+    y = np.asarray(model(x, training=False))
+    assert y.shape == (2, size, size, 3)
+    assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_few_steps_lower_the_loss(name):
+    import keras
+
+    photos, sketches = make_pairs(8, 32)
+    x, y = photos.astype("float32") / 255, sketches.astype("float32") / 255
+    params = tiny_params()
+    mod = models.module(name)
+    model = models.build(name, 32, params)
+    getattr(mod, "compile_model", compile_model)(model, {**params, "learning_rate": 0.002}, models.config(name, params))
+    keras.utils.set_random_seed(0)
+    hist = model.fit(x, y, batch_size=8, epochs=15, verbose=0, shuffle=False).history
+    losses = hist.get("loss") or hist[next(iter(hist))]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(ParamError) as err:
+        models.build("resnet", 32)
+    assert "resnet" in str(err.value) and all(n in str(err.value) for n in ALL)
+
+
+def test_unknown_model_setting_is_named():
+    with pytest.raises(ParamError, match="widht.*dense"):
+        models.config("dense", {"dense": {"widht": 3}})
+
+
+def test_image_size_must_be_a_multiple_of_32():
+    with pytest.raises(ParamError, match="multiple of 32"):
+        models.build("conv", 48)

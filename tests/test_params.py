@@ -1,0 +1,40 @@
+import pytest
+
+from facesketch import params as P
+from facesketch.errors import ParamError
+from conftest import REPO, tiny_params
+
+
+def test_repo_params_are_the_study_defaults():
+    p = P.load_params(REPO / "params.yaml")
+    t = P.training(p)
+    assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": t["batch_size"],
+                 "loss": "mae", "seed": p["seed"], "image_size": 256}
+    assert p["split"]["test_fraction"] == 0.2
+    assert p["tasks"] == ["f2s", "s2f"]
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("optimizer", "adagrad", "adam, sgd, rmsprop"),
+    ("loss", "hinge", "mae, bce, mse"),
+    ("image_size", 100, "multiple of 32"),
+    ("epochs", 0, ">= 1"),
+    ("learning_rate", -1, "> 0"),
+    ("batch_size", "8", "an integer"),
+])
+def test_bad_training_values_name_the_key_and_what_is_allowed(key, value, expected):
+    with pytest.raises(ParamError) as err:
+        P.training(tiny_params(**{key: value}))
+    assert key in str(err.value) and expected in str(err.value)
+
+
+def test_missing_key_is_named():
+    p = tiny_params()
+    del p["optimizer"]
+    with pytest.raises(ParamError, match="missing key 'optimizer'"):
+        P.training(p)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ParamError, match="not found"):
+        P.load_params(tmp_path / "params.yaml")

@@ -1,0 +1,100 @@
+"""Real Keras training on tiny data: outputs, determinism, resume after kill -9."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from facesketch import io
+from facesketch.training import train
+from conftest import REPO, tiny_params
+
+
+def run_train(tmp_path, data, model="conv", task="f2s", tag="a", **overrides):
+    processed, split_file = data
+    return train(model, task, tiny_params(**overrides), processed_file=processed, split_file=split_file,
+                 models_dir=tmp_path / tag / "models", history_dir=tmp_path / tag / "history",
+                 checkpoint_root=tmp_path / tag / "ckpt", verbose=0)
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def test_train_writes_model_history_and_info(tmp_path, tiny_data, mlflow_store):
+    info = run_train(tmp_path, tiny_data, epochs=3)
+    out = tmp_path / "a" / "models" / "conv-f2s"
+    assert (out / "model.keras").exists()
+    assert info["parameters"] == 5_486_787 and info["epochs"] == 3 and info["image_size"] == 32
+    rows = list(csv.DictReader(open(tmp_path / "a" / "history" / "conv-f2s.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "val_loss"} <= set(rows[0])
+    assert not (tmp_path / "a" / "ckpt" / "conv-f2s").exists()  # finished: nothing to resume
+
+    from mlflow.tracking import MlflowClient
+    run = MlflowClient(mlflow_store).get_run(info["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["optimizer"] == "adam" and run.data.tags["model"] == "conv"
+    hist = MlflowClient(mlflow_store).get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in hist] == [1, 2, 3]
+
+
+def test_same_seed_gives_same_model(tmp_path, tiny_data):
+    a = run_train(tmp_path, tiny_data, model="dense", tag="a")
+    b = run_train(tmp_path, tiny_data, model="dense", tag="b")
+    c = run_train(tmp_path, tiny_data, model="dense", tag="c", seed=2)
+    assert a["final"] == b["final"]
+    assert a["final"] != c["final"]
+
+
+def test_killed_training_resumes_at_the_last_finished_epoch(tmp_path, tiny_data, venv_env, mlflow_store):
+    processed, split_file = tiny_data
+    ckpt = tmp_path / "a" / "ckpt"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO / 'tests')!r})
+        from conftest import tiny_params
+        from facesketch.training import train
+        train("conv", "f2s", tiny_params(epochs=40), processed_file={str(processed)!r},
+              split_file={str(split_file)!r}, models_dir={str(tmp_path / 'a' / 'models')!r},
+              history_dir={str(tmp_path / 'a' / 'history')!r}, checkpoint_root={str(ckpt)!r}, verbose=0)
+    """)
+    venv_env["MLFLOW_TRACKING_URI"] = mlflow_store
+    proc = subprocess.Popen([sys.executable, "-c", script], env=venv_env)
+    state_file = ckpt / "conv-f2s" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state_file.exists() and io.read_json(state_file).get("epochs_done", 0) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = io.read_json(state_file)["epochs_done"]
+    assert 3 <= done < 40, "the process should be killed mid-training"
+
+    info = run_train(tmp_path, tiny_data, epochs=40)
+    assert info["resumed_from_epoch"] == done
+    rows = list(csv.DictReader(open(tmp_path / "a" / "history" / "conv-f2s.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 41))
+
+    from mlflow.tracking import MlflowClient
+    run = MlflowClient(mlflow_store).get_run(info["mlflow_run_id"])
+    assert run.info.status == "FINISHED"  # the same run continued, not a new one left RUNNING
+    assert len(MlflowClient(mlflow_store).search_runs([run.info.experiment_id])) == 1
+
+
+def test_changed_params_discard_a_stale_checkpoint(tmp_path, tiny_data):
+    ckpt = tmp_path / "a" / "ckpt" / "conv-f2s"
+    ckpt.mkdir(parents=True)
+    io.write_json(ckpt / "state.json", {"fingerprint": "something-else", "epochs_done": 5})
+    info = run_train(tmp_path, tiny_data, epochs=2)
+    assert info["resumed_from_epoch"] == 0
