@@ -1,0 +1,253 @@
+"""Metrics on images with known answers, and against the reference implementations."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+from facesketch import metrics as M
+
+
+def pattern(h: int, w: int) -> np.ndarray:
+    """A closed-form RGB test image in [0, 1] (no RNG, so reference values stay valid)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    base = 0.5 + 0.25 * np.sin(2 * np.pi * xx / 13.0) * np.cos(2 * np.pi * yy / 9.0)
+    disc = (yy - h / 2) ** 2 + (xx - w / 3) ** 2 < (min(h, w) / 4) ** 2
+    base = np.where(disc, 0.85 - 0.1 * np.cos(2 * np.pi * (xx + yy) / 21.0), base)
+    return np.stack([base, base ** 1.2, 1.0 - 0.6 * base], axis=-1)
+
+
+def distort(img: np.ndarray) -> np.ndarray:
+    """Contrast change plus a diagonal ripple, also closed-form."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    return 0.8 * img + 0.1 + 0.05 * np.sin(2 * np.pi * (3 * xx + 2 * yy) / 29.0)[..., None]
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter(img, (sigma, sigma, 0))
+
+
+def noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    return np.clip(img + np.random.default_rng(seed).normal(0, sigma, img.shape), 0, 1)
+
+
+# ---------------------------------------------------------------- identical images
+
+def test_identical_images_are_perfect():
+    a = pattern(32, 32)
+    assert M.mae(a, a) == 0.0
+    assert M.psnr(a, a) == math.inf
+    assert M.ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    assert M.fsim(a, a) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_identical_images_summary_is_valid_json():
+    imgs = np.stack([pattern(32, 32), distort(pattern(32, 32))])
+    preds = imgs.copy()
+    preds[1] = blur(preds[1], 1.0)  # image 0 is reproduced exactly, image 1 is not
+    df = M.per_image_metrics(preds, imgs, ["a", "b"])
+    assert df["psnr"].iloc[0] == math.inf and math.isfinite(df["psnr"].iloc[1])
+    summary = M.summarize(df, M.rank1_accuracy(preds, imgs))
+    json.dumps(summary, allow_nan=False)  # no Infinity / NaN
+    assert summary["psnr"] == pytest.approx(df["psnr"].iloc[1])  # mean over the finite values
+    assert summary["psnr_infinite"] == 1
+    assert summary["n_images"] == 2
+
+    all_same = M.summarize(M.per_image_metrics(imgs, imgs, ["a", "b"]), 1.0)
+    json.dumps(all_same, allow_nan=False)
+    assert all_same["psnr"] is None and all_same["psnr_infinite"] == 2
+    assert all_same["mae"] == 0.0 and all_same["ssim"] == pytest.approx(1.0) and all_same["fsim"] == 1.0
+
+
+# ---------------------------------------------------------------- MAE / PSNR
+
+def test_constant_offset():
+    a = 0.8 * pattern(32, 32)  # stays <= 1 after the offset
+    b = a + 0.1
+    assert M.mae(b, a) == pytest.approx(0.1, abs=1e-12)
+    assert M.psnr(b, a) == pytest.approx(20.0, abs=1e-9)
+
+
+def test_psnr_of_gaussian_noise():
+    sigma = 0.02
+    base = np.full((64, 64, 3), 0.5)
+    noise = np.random.default_rng(1).normal(0, sigma, base.shape)
+    noisy_img = base + noise
+    assert noisy_img.min() > 0 and noisy_img.max() < 1  # no clipping, so the noise stays Gaussian
+    assert M.psnr(noisy_img, base) == pytest.approx(10 * math.log10(1 / sigma ** 2), abs=0.2)
+
+
+def test_psnr_data_range():
+    a = 0.8 * pattern(32, 32)
+    assert M.psnr(a + 0.1, a, data_range=2.0) == pytest.approx(20.0 + 20 * math.log10(2), abs=1e-9)
+
+
+# ---------------------------------------------------------------- SSIM
+
+def test_ssim_equals_skimage_with_wang_settings():
+    a = pattern(40, 48)
+    b = distort(a)
+    expected = structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=1.0)
+    assert M.ssim(a, b) == expected
+    assert M.ssim(a.astype(np.float32), b.astype(np.float32)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_ssim_decreases_with_blur():
+    a = pattern(64, 64)
+    values = [M.ssim(blur(a, s), a) for s in (0.5, 1.0, 2.0, 3.0)]
+    assert all(v < 1 for v in values)
+    assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
+
+
+def test_ssim_refuses_images_smaller_than_its_window():
+    with pytest.raises(ValueError, match="11x11"):
+        M.ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
+
+
+# ---------------------------------------------------------------- FSIM
+
+# FeatureSIM.m (Zhang et al.) run in GNU Octave 7.3 on pattern(h, w) * 255 vs
+# distort(pattern(h, w)) * 255. Covers odd sizes, non-square, the F = 2
+# downsampling (even averaging kernel) and F = round(640 / 256) = 3 (MATLAB
+# rounds 2.5 up; Python's round would give 2).
+FEATURESIM_REFERENCE = {
+    (64, 64): 0.93017346721797178,
+    (33, 47): 0.9074488995378569,
+    (512, 512): 0.89189444643611593,
+    (640, 660): 0.90530162786212687,
+}
+
+
+@pytest.mark.parametrize("size", list(FEATURESIM_REFERENCE))
+def test_fsim_matches_featuresim_reference(size):
+    a = pattern(*size)
+    assert M.fsim(a, distort(a)) == pytest.approx(FEATURESIM_REFERENCE[size], abs=1e-10)
+
+
+def test_fsim_decreases_with_noise_and_is_symmetric():
+    a = pattern(64, 64)
+    values = []
+    for sigma in (0.02, 0.05, 0.1, 0.2):
+        b = noisy(a, sigma)
+        f = M.fsim(b, a)
+        assert 0 < f < 1
+        assert M.fsim(a, b) == f  # symmetric by construction
+        values.append(f)
+    assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
+
+
+def test_fsim_flat_images():
+    flat, other_flat = np.full((32, 32, 3), 0.5), np.full((32, 32, 3), 0.7)
+    assert M.fsim(flat, flat) == 1.0
+    assert 0 < M.fsim(flat, pattern(32, 32)) < 1  # the reference's 0/0 PC is taken as 0
+    with pytest.raises(ValueError, match="undefined"):
+        M.fsim(flat, other_flat)
+
+
+def test_fsim_refuses_tiny_images():
+    with pytest.raises(ValueError, match="7x7"):
+        M.fsim(np.zeros((5, 9, 3)), np.zeros((5, 9, 3)))
+
+
+# ---------------------------------------------------------------- rank-1
+
+def _targets(n: int = 5, size: int = 32) -> np.ndarray:
+    return np.random.default_rng(2).random((n, size, size, 3))
+
+
+@pytest.mark.parametrize("measure", M.MEASURES)
+def test_rank1_known_answers(measure):
+    targets = _targets()
+    small_noise = np.clip(targets + np.random.default_rng(3).normal(0, 0.02, targets.shape), 0, 1)
+    assert M.rank1_accuracy(small_noise, targets, measure) == 1.0
+    assert M.rank1_accuracy(np.roll(targets, 1, axis=0), targets, measure) == 0.0
+
+    swapped = targets.copy()
+    swapped[[3, 4]] = targets[[4, 3]]
+    match = M.rank1_matching(swapped, targets, measure)
+    assert match.accuracy == pytest.approx(0.6)
+    assert match.nearest.tolist() == [0, 1, 2, 4, 3]
+    assert match.correct.tolist() == [True, True, True, False, False]
+    assert match.scores.shape == (5, 5) and match.measure == measure
+
+
+@pytest.mark.parametrize("measure", M.MEASURES)
+def test_rank1_tie_with_another_target_is_not_a_hit(measure):
+    targets = _targets()
+    targets[1] = targets[0]
+    match = M.rank1_matching(targets, targets, measure)
+    assert match.nearest.tolist() == [0, 0, 2, 3, 4]  # ties go to the lowest index
+    assert match.correct.tolist() == [False, False, True, True, True]
+
+
+def test_rank1_scores_are_grey_ssim_and_l2():
+    targets = _targets(4, 24)
+    preds = np.clip(targets + np.random.default_rng(4).normal(0, 0.1, targets.shape), 0, 1)
+    grey = lambda im: im[..., 0] * 0.299 + im[..., 1] * 0.587 + im[..., 2] * 0.114  # noqa: E731
+    ssim_scores = M.rank1_matching(preds, targets, "ssim").scores
+    l2_scores = M.rank1_matching(preds, targets, "l2").scores
+    for i in range(4):
+        for j in range(4):
+            expected = structural_similarity(grey(preds[i]), grey(targets[j]), gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False, data_range=1.0)
+            assert ssim_scores[i, j] == pytest.approx(expected, abs=1e-12)
+            assert l2_scores[i, j] == pytest.approx(np.sqrt(np.sum((preds[i] - targets[j]) ** 2)), rel=1e-12)
+
+
+def test_rank1_default_is_ssim_and_unknown_measure_fails():
+    targets = _targets()
+    assert M.rank1_matching(targets, targets).measure == "ssim"
+    with pytest.raises(ValueError, match="measure"):
+        M.rank1_accuracy(targets, targets, "cosine")
+
+
+# ---------------------------------------------------------------- tables and input checks
+
+def test_per_image_metrics_table():
+    targets = np.stack([pattern(32, 32), distort(pattern(32, 32)), 0.9 * pattern(32, 32)])
+    preds = np.stack([blur(t, 1.0) for t in targets]).astype(np.float32)
+    df = M.per_image_metrics(preds, targets, ["x-1", "x-2", "x-3"])
+    assert list(df.columns) == ["id", "mae", "psnr", "ssim", "fsim"]
+    assert len(df) == 3 and df["id"].tolist() == ["x-1", "x-2", "x-3"]
+    assert df["fsim"].iloc[1] == pytest.approx(M.fsim(preds[1], targets[1]))
+    assert df["ssim"].iloc[2] == pytest.approx(M.ssim(preds[2], targets[2]))
+    summary = M.summarize(df, 2 / 3)
+    assert set(summary) == {"mae", "psnr", "ssim", "fsim", "accuracy", "n_images", "psnr_infinite"}
+    assert summary["mae"] == pytest.approx(df["mae"].mean()) and summary["accuracy"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("fn", [M.mae, M.psnr, M.ssim, M.fsim])
+def test_bad_shapes_name_them(fn):
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\).*\(32, 30, 3\)"):
+        fn(np.zeros((32, 32, 3)), np.zeros((32, 30, 3)))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        fn(np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 32, 3)))  # a batch where one image belongs
+    with pytest.raises(ValueError, match=r"\(32, 32\)"):
+        fn(np.zeros((32, 32)), np.zeros((32, 32)))
+
+
+def test_batch_functions_check_shapes_and_ids():
+    imgs = np.stack([pattern(32, 32)] * 2)
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        M.per_image_metrics(imgs[0], imgs[0], ["a"])
+    with pytest.raises(ValueError, match=r"\(2, 32, 32, 3\).*\(3, 32, 32, 3\)"):
+        M.rank1_accuracy(imgs, np.stack([pattern(32, 32)] * 3))
+    with pytest.raises(ValueError, match="3 ids for 2 images"):
+        M.per_image_metrics(imgs, imgs, ["a", "b", "c"])
+
+
+def test_refuses_integer_and_non_finite_images():
+    a = pattern(32, 32)
+    with pytest.raises(ValueError, match="uint8"):
+        M.mae((a * 255).astype(np.uint8), (a * 255).astype(np.uint8))
+    bad = a.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        M.psnr(bad, a)
