@@ -38,13 +38,20 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
     info = io.read_json(model_dir / INFO_FILE)
     test = load_task(task, "test", processed_file, split_file)
     model = load_predictor(model_dir)
-    preds = np.asarray(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0), np.float32)
+    # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
+    preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0))
+    preds = to_float(preds_u8)
     summary, per_image = score(preds, test.targets, test.ids)
     write_scores(name, summary, per_image, metrics_dir)
-    io.save_npz(Path(predictions_dir) / f"{name}.npz", ids=np.array(test.ids), predictions=to_uint8(preds))
+    io.save_npz(Path(predictions_dir) / f"{name}.npz", ids=np.array(test.ids), predictions=preds_u8)
     if info.get("mlflow_run_id"):
+        from .report import image_grid
+
+        shown = min(4, len(test.ids))
+        sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),
+                                               ("target", test.targets)])
         tracking.log_to_run(info["mlflow_run_id"], {f"test_{k}": v for k, v in summary.items()},
-                            [Path(metrics_dir) / "per_image" / f"{name}.csv"])
+                            [Path(metrics_dir) / "per_image" / f"{name}.csv"], {"test_samples.png": sample})
     return summary
 
 

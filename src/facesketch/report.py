@@ -71,14 +71,19 @@ def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = 
         with np.load(Path(predictions_dir) / f"{m}-{task}.npz") as d:
             preds[m] = d["predictions"]
 
+    return image_grid(test.ids[:k], [("input", test.inputs)] + [(m, preds[m]) for m in models]
+                      + [("target", test.targets)], tile)
+
+
+def image_grid(ids: list[str], columns: list[tuple[str, np.ndarray]], tile: int = 128) -> np.ndarray:
+    """Rows of labelled tiles: one row per id, one column per (name, uint8 images) pair."""
     def fit(img):
         return cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA if img.shape[0] > tile else cv2.INTER_NEAREST)
 
     rows = []
-    for i in range(k):
-        cells = [("input", test.inputs[i])] + [(m, preds[m][i]) for m in models] + [("target", test.targets[i])]
-        rows.append(np.concatenate([_label(fit(img), f"{name} {test.ids[i]}" if name == "input" else name)
-                                    for name, img in cells], axis=1))
+    for i, pid in enumerate(ids):
+        rows.append(np.concatenate([_label(fit(images[i]), f"{name} {pid}" if j == 0 else name)
+                                    for j, (name, images) in enumerate(columns)], axis=1))
     return np.concatenate(rows, axis=0)
 
 
@@ -89,7 +94,7 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     io.write_bytes(path, buf.tobytes())
 
 
-def report(params: dict[str, Any], reports_dir: Path = REPORTS_DIR, **paths) -> Path:
+def report(params: dict[str, Any], reports_dir: Path = REPORTS_DIR) -> Path:
     models, tasks = list(params["models"]), list(params["tasks"])
     n_pairs = int(params.get("report", {}).get("grid_pairs", 4))
     rows = collect(models, tasks)

@@ -71,7 +71,7 @@ class Tracker:
             logging.getLogger("mlflow").setLevel(logging.WARNING)
             logging.getLogger("alembic").setLevel(logging.WARNING)
             mlflow.set_tracking_uri(tracking_uri())
-            mlflow.set_experiment(experiment)
+            _ensure_experiment(mlflow, experiment)
             if resume_run_id:
                 try:
                     run = mlflow.start_run(run_id=resume_run_id)
@@ -84,6 +84,26 @@ class Tracker:
 
         self.run_id = self._safe("the run", _start)
         return self.run_id
+
+    def log_model(self, model, sample_input) -> None:
+        """The inference model as an MLflow model with a signature (``mlflow models predict`` runs it)."""
+        if not self._mlflow:
+            return
+
+        def _log():
+            import numpy as np
+            from mlflow.models import infer_signature
+
+            signature = infer_signature(sample_input, np.asarray(model(sample_input, training=False)))
+            # explicit requirements: MLflow's inference of them re-imports the model in a subprocess (slow)
+            self._mlflow.tensorflow.log_model(model, name="model", signature=signature,
+                                              pip_requirements=_requirements())
+
+        self._safe("the model", _log)
+
+    def log_image(self, rgb, name: str) -> None:
+        if self._mlflow:
+            self._safe(f"image {name}", lambda: self._mlflow.log_image(rgb, name))
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self._mlflow:
@@ -109,6 +129,42 @@ class Tracker:
             self._mlflow = None
 
 
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow", "keras", "numpy")]
+
+
+def _ensure_experiment(mlflow, name: str) -> None:
+    """Select experiment ``name``, creating it with its artifacts in the repo when using the default store.
+
+    MLflow's default artifact root is relative to the working folder, which for
+    queued DVC experiments is a temporary copy that is deleted afterwards.
+    """
+    if mlflow.get_experiment_by_name(name) is None:
+        location = None if os.environ.get("MLFLOW_TRACKING_URI") else (repo_root() / "mlruns").as_uri()
+        try:
+            mlflow.create_experiment(name, artifact_location=location)
+        except Exception:  # noqa: BLE001 - created meanwhile by a parallel stage
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+    mlflow.set_experiment(name)
+
+
+def group_id(params_file: str | Path = "params.yaml") -> str:
+    """One id shared by the runs of one pipeline run: the DVC experiment's name, or
+    for a plain ``dvc repro`` the commit plus a digest of params.yaml."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:8]
+    except OSError:
+        digest = "noparams"
+    return f"repro-{(git_commit() or 'nogit')[:7]}-{digest}"
+
+
 def mark_run(run_id: str, status: str) -> None:
     """Close a run left open by a killed process (status KILLED or FAILED)."""
     try:
@@ -121,13 +177,15 @@ def mark_run(run_id: str, status: str) -> None:
         print(f"warning: MLflow: could not mark run {run_id} {status} ({exc})", file=sys.stderr)
 
 
-def log_to_run(run_id: str, metrics: dict[str, float], artifacts: list[Path] = ()) -> None:
+def log_to_run(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (), images: dict[str, Any] | None = None) -> None:
     """Add evaluation results to a finished training run (the evaluate stage)."""
     tracker = Tracker()
     tracker._safe("the run", lambda: _reopen(tracker, run_id))
     tracker.log_metrics(metrics)
     for a in artifacts:
         tracker.log_artifact(a)
+    for name, rgb in (images or {}).items():
+        tracker.log_image(rgb, name)
     tracker.end("FINISHED")
 
 

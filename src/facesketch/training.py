@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io as _io
 import json
+import os
 import shutil
 import signal
 import sys
@@ -181,8 +182,7 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
 
     tracker = tracking.Tracker()
     tags = {"model": model_name, "task": task, "data_source": str(params.get("data", {}).get("source")),
-            "git_commit": tracking.git_commit() or "unknown", "pipeline": "facesketch"}
-    import os
+            "git_commit": tracking.git_commit() or "unknown", "pipeline_run": tracking.group_id()}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     resumed_from = int(state.get("epochs_done", 0))
@@ -191,8 +191,9 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     state["run_id"] = tracker.run_id
     io.write_json(state_file, state)
     logged_params = {**training, **{f"{model_name}.{k}": v for k, v in cfg.items()},
-                     "model": model_name, "task": task, "n_train": len(train_set.ids),
-                     "n_val": len(val_set.ids), "split_protocol": params.get("split", {}).get("protocol")}
+                     **{f"split.{k}": v for k, v in params.get("split", {}).items()},
+                     **{f"data.{k}": v for k, v in params.get("data", {}).items() if not isinstance(v, dict)},
+                     "model": model_name, "task": task, "n_train": len(train_set.ids), "n_val": len(val_set.ids)}
     if not resumed_from:
         tracker.log_params(logged_params)
 
@@ -236,6 +237,7 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     io.write_text(history_file, history_csv(history))
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
     tracker.log_artifact(history_file)
+    tracker.log_model(predictor, x[:1])
     tracker.end("FINISHED")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: nothing left to resume
     return info

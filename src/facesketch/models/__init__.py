@@ -29,6 +29,9 @@ from ..errors import ParamError
 REGISTRY: dict[str, str] = {
     "dense": "facesketch.models.dense",
     "conv": "facesketch.models.conv",
+    "conv_bn": "facesketch.models.conv_bn",
+    "vae": "facesketch.models.vae",
+    "unet_gan": "facesketch.models.unet_gan",
 }
 
 
@@ -39,6 +42,9 @@ def available() -> list[str]:
 def module(name: str) -> ModuleType:
     if name not in REGISTRY:
         raise ParamError(f"unknown model {name!r}; expected one of: {', '.join(REGISTRY)}")
+    from .. import tf_runtime
+
+    tf_runtime.init()  # model modules import keras: quietly, once
     return importlib.import_module(REGISTRY[name])
 
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install facesketch with its test tools into it.
+# Safe to re-run: pip skips what is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+echo "setup: installing facesketch and its dependencies (TensorFlow is ~600 MB the first time)"
+.venv/bin/python -m pip install --quiet --progress-bar off -e ".[test]"
+echo "setup: done. Activate with: source .venv/bin/activate"
