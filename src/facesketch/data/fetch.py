@@ -20,9 +20,30 @@ def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
     return len(generate_dataset(out_dir, count=count, seed=seed))
 
 
+def _fetch_cuhk(params: dict[str, Any], out_dir: Path) -> int:
+    from .cuhk import fetch_cuhk
+
+    return fetch_cuhk(params, out_dir)
+
+
+def _fetch_archive_dir(params: dict[str, Any], out_dir: Path) -> int:
+    from .cuhk import fetch_archive_dir
+
+    return fetch_archive_dir(params, out_dir)
+
+
+def _fetch_folder(params: dict[str, Any], out_dir: Path) -> int:
+    from .cuhk import fetch_folder
+
+    return fetch_folder(params, out_dir)
+
+
 # Each source: a function that fills an empty folder with images and pairs.csv
 # and returns the number of pairs.
 SOURCES: dict[str, Callable[[dict[str, Any], Path], int]] = {
+    "cuhk": _fetch_cuhk,                # download the CUHK archives (data.cuhk)
+    "archive_dir": _fetch_archive_dir,  # the same archives, already in data.archive_dir
+    "folder": _fetch_folder,            # any folder of paired images (data.folder)
     "synthetic": _fetch_synthetic,
 }
 

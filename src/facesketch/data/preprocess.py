@@ -1,4 +1,10 @@
-"""The preprocess stage: decode every pair, make it RGB and square, store as uint8."""
+"""The preprocess stage: decode every pair, clean it, make it RGB and square, store as uint8.
+
+Cleaning (params ``preprocess:``, each step switchable, see cleaning.py):
+black alignment borders filled in, the printed file-name label in some
+sketches' top rows painted over, sketches made exactly grey. Which images
+each step changed is written next to the arrays (``cleaning.json``).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,12 @@ from tqdm import tqdm
 
 from .. import io
 from .. import params as P
-from ..errors import DataError
+from ..errors import DataError, ParamError
 from . import PROCESSED_FILE, RAW_DIR
+from . import cleaning
 from .manifest import read_manifest
+
+CLEANING_STEPS = ("fill_black_borders", "remove_sketch_label", "grey_sketches")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -39,15 +48,60 @@ def to_square(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interp)
 
 
+def cleaning_options(params: dict[str, Any]) -> dict[str, bool]:
+    """The ``preprocess:`` switches (all on when the section is absent)."""
+    cfg = params.get("preprocess") or {}
+    if not isinstance(cfg, dict):
+        raise ParamError("params.yaml: preprocess: expected a mapping of cleaning steps to true/false")
+    unknown = set(cfg) - set(CLEANING_STEPS)
+    if unknown:
+        raise ParamError(f"params.yaml: preprocess.{sorted(unknown)[0]} is not a known setting; "
+                         f"expected: {', '.join(CLEANING_STEPS)}")
+    opts = {}
+    for step in CLEANING_STEPS:
+        value = cfg.get(step, True)
+        if not isinstance(value, bool):
+            raise ParamError(f"params.yaml: preprocess.{step}={value!r} is not valid; expected true or false")
+        opts[step] = value
+    return opts
+
+
+def clean_pair(photo: np.ndarray, sketch: np.ndarray, opts: dict[str, bool]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The cleaned photo and sketch, and what was done (e.g. ``["photo_borders", "sketch_label"]``)."""
+    done = []
+    if opts["grey_sketches"]:
+        sketch, changed = cleaning.to_grey(sketch)
+        if changed:
+            done.append("sketch_grey")
+    if opts["fill_black_borders"]:
+        photo, changed = cleaning.fill_black_borders(photo)
+        if changed:
+            done.append("photo_borders")
+        sketch, changed = cleaning.fill_black_borders(sketch)
+        if changed:
+            done.append("sketch_borders")
+    if opts["remove_sketch_label"]:
+        sketch, changed = cleaning.remove_label(sketch)
+        if changed:
+            done.append("sketch_label")
+    return photo, sketch, done
+
+
 def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path = PROCESSED_FILE) -> int:
     size = P.image_size(params)
+    opts = cleaning_options(params)
+    raw_dir, out_file = Path(raw_dir), Path(out_file)
     pairs = read_manifest(raw_dir)
     n = len(pairs)
     photos = np.empty((n, size, size, 3), np.uint8)
     sketches = np.empty((n, size, size, 3), np.uint8)
+    report: dict[str, list[str]] = {k: [] for k in ("photo_borders", "sketch_borders", "sketch_label", "sketch_grey")}
     for i, pair in enumerate(tqdm(pairs, desc="preprocess", unit="pair")):
-        photos[i] = to_square(read_rgb(raw_dir / pair.photo), size)
-        sketches[i] = to_square(read_rgb(raw_dir / pair.sketch), size)
+        photo, sketch, done = clean_pair(read_rgb(raw_dir / pair.photo), read_rgb(raw_dir / pair.sketch), opts)
+        for step in done:
+            report[step].append(pair.pair_id)
+        photos[i] = to_square(photo, size)
+        sketches[i] = to_square(sketch, size)
     io.save_npz(
         out_file,
         ids=np.array([p.pair_id for p in pairs]),
@@ -55,4 +109,7 @@ def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path =
         photos=photos,
         sketches=sketches,
     )
+    io.write_json(out_file.parent / "cleaning.json", {"settings": opts, "pairs": n, "changed": report})
+    print("preprocess cleaning: " + ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in report.items())
+          + f" (of {n} pairs; list in {out_file.parent / 'cleaning.json'})")
     return n
