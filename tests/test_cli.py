@@ -1,0 +1,323 @@
+"""The `facesketch` command on a tiny trained model: predict, models, errors, the console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facesketch import io
+from facesketch.cli import main
+from conftest import REPO, make_pairs, tiny_params
+
+SIZE = 32
+METRICS = {"mae": 0.20, "psnr": 12.5, "ssim": 0.5, "fsim": 0.6, "accuracy": 0.25, "n_images": 4}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """conv-f2s trained for 1 epoch at 32 px, with a (made-up) metrics file."""
+    from facesketch.data.split import make_split
+    from facesketch.training import train
+
+    root = tmp_path_factory.mktemp("cli")
+    photos, sketches = make_pairs(12, SIZE)
+    ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(12)]
+    processed, split_file = root / "pairs.npz", root / "split.json"
+    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 12), photos=photos, sketches=sketches)
+    io.write_json(split_file, make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25,
+                                         val_fraction=0.2, seed=0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.chdir(root)  # any MLflow artifact folder lands here, not in the repo
+        info = train("conv", "f2s", tiny_params(epochs=1), processed_file=processed, split_file=split_file,
+                     models_dir=root / "models", history_dir=root / "history",
+                     checkpoint_root=root / "ckpt", verbose=0)
+    io.write_json(root / "metrics" / "conv-f2s.json", METRICS)
+    return {"root": root, "models": root / "models", "metrics": root / "metrics", "info": info}
+
+
+def dirs(t) -> list[str]:
+    return ["--models-dir", str(t["models"]), "--metrics-dir", str(t["metrics"])]
+
+
+def predict(t, *args: str) -> int:
+    return main(["predict", "--task", "f2s", *map(str, args), *dirs(t)])
+
+
+def photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A BGR test photo of width x height: a gradient and a disc."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.uint8)
+    img[...] = (np.linspace(40, 220, width)[None, :, None] * rng.uniform(0.5, 1, 3)).astype(np.uint8)
+    cv2.circle(img, (width // 2, height // 2), min(width, height) // 3, (30, 90, 200), -1)
+    return img
+
+
+def write(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def shape_of(path: Path) -> tuple:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, f"{path} is not a readable image"
+    return img.shape
+
+
+def test_help_is_fast_and_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "predict" in out and "models" in out and "demo" in out
+    assert main(["predict", "x.png"]) == 2  # --task is required: a usage error
+    assert "--task" in capsys.readouterr().err
+
+
+def test_predict_one_file_keeps_its_size(trained, tmp_path, capsys):
+    src = write(tmp_path / "in" / "face.jpg", photo(200, 250))
+    assert predict(trained, src, "-o", tmp_path / "out") == 0
+    out = tmp_path / "out" / "face_f2s_conv.png"
+    assert shape_of(out) == (250, 200, 3)
+    err = capsys.readouterr().err
+    assert "conv-f2s" in err and "SSIM 0.5000" in err  # which model, and why
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face_f2s_conv.png"]  # no temp files left
+
+
+def test_predict_folder_of_rgba_grey_and_rgb(trained, tmp_path):
+    folder = tmp_path / "in"
+    rgba = np.dstack([photo(77, 64), np.full((64, 77), 255, np.uint8)])
+    rgba[:10, :10, 3] = 0  # a transparent corner
+    write(folder / "rgba.png", rgba)
+    write(folder / "grey.jpg", cv2.cvtColor(photo(50, 40), cv2.COLOR_BGR2GRAY))
+    write(folder / "rgb.png", photo(SIZE, SIZE))
+    write(folder / "big.JPG", photo(300, 180))
+    (folder / "notes.txt").write_text("not an image, and not picked from a folder")
+    assert shape_of(folder / "rgba.png") == (64, 77, 4) and shape_of(folder / "grey.jpg") == (40, 50)
+
+    assert predict(trained, folder, "-o", tmp_path / "out") == 0
+    out = tmp_path / "out"
+    assert shape_of(out / "rgba_f2s_conv.png") == (64, 77, 3)
+    assert shape_of(out / "grey_f2s_conv.png") == (40, 50, 3)
+    assert shape_of(out / "rgb_f2s_conv.png") == (SIZE, SIZE, 3)
+    assert shape_of(out / "big_f2s_conv.png") == (180, 300, 3)
+    assert len(list(out.iterdir())) == 4
+
+
+def test_output_options_native_size_jpeg_grey(trained, tmp_path):
+    src = write(tmp_path / "face.png", photo(90, 120))
+    assert predict(trained, src, "-o", tmp_path / "a", "--size", "native", "--format", "jpg") == 0
+    assert shape_of(tmp_path / "a" / "face_f2s_conv.jpg") == (SIZE, SIZE, 3)
+    assert predict(trained, src, "-o", tmp_path / "b", "--grey", "--quiet") == 0
+    assert shape_of(tmp_path / "b" / "face_f2s_conv.png") == (120, 90)
+
+
+def test_same_name_twice_gets_distinct_outputs(trained, tmp_path):
+    a = write(tmp_path / "x" / "face.png", photo(40, 40))
+    b = write(tmp_path / "y" / "face.jpg", photo(60, 30, seed=1))
+    assert predict(trained, a, b, a, "-o", tmp_path / "out") == 0  # the same file twice runs once
+    assert shape_of(tmp_path / "out" / "face_f2s_conv.png") == (40, 40, 3)
+    assert shape_of(tmp_path / "out" / "face_f2s_conv-2.png") == (30, 60, 3)
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_corrupt_files_are_reported_and_the_good_ones_written(trained, tmp_path, capsys):
+    folder = tmp_path / "in"
+    for i in range(3):
+        write(folder / f"good{i}.png", photo(48 + i, 40, seed=i))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 3)
+    (folder / "text.png").write_text("hello")
+    (folder / "empty.png").write_bytes(b"")
+    missing = tmp_path / "nowhere.png"
+
+    rc = predict(trained, folder, missing, "-o", tmp_path / "out", "--batch-size", "2")
+    err = capsys.readouterr().err
+    assert rc == 1
+    for name in ("broken.jpg", "text.png", "empty.png", "nowhere.png"):
+        assert name in err, err
+    assert "4 inputs failed" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"good{i}_f2s_conv.png" for i in range(3)]
+    assert shape_of(tmp_path / "out" / "good2_f2s_conv.png") == (40, 50, 3)
+
+
+def test_missing_model_is_a_clear_error(trained, tmp_path, capsys):
+    src = write(tmp_path / "face.png", photo(40, 40))
+    assert predict(trained, src, "--model", "dense", "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'dense-f2s' not found" in err and "conv-f2s" in err
+    assert main(["predict", "--task", "s2f", str(src), "-o", str(tmp_path / "out"), *dirs(trained)]) == 1
+    assert "no trained s2f model" in capsys.readouterr().err
+    assert predict(trained, src, "--model", "conv-s2f") == 1
+    assert "trained for task s2f" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_without_images_is_a_clear_error(trained, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    assert predict(trained, empty, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert f"{empty}: folder has no images" in err and "no images to process" in err
+
+    # with other inputs, those are still processed, and the run still fails
+    src = write(tmp_path / "face.png", photo(40, 40))
+    assert predict(trained, empty, src, "-o", tmp_path / "out") == 1
+    assert f"{empty}: folder has no images" in capsys.readouterr().err
+    assert (tmp_path / "out" / "face_f2s_conv.png").exists()
+
+
+def test_unwritable_output_is_a_clear_error(trained, tmp_path, capsys):
+    src = write(tmp_path / "face.png", photo(40, 40))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file, not a folder")
+    assert predict(trained, src, "-o", blocker / "out") == 1
+    err = capsys.readouterr().err
+    assert f"output folder {blocker / 'out'}: cannot be written" in err
+    assert predict(trained, src, "-o", blocker) == 1
+    assert f"output folder {blocker}: exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes to read-only folders")
+def test_read_only_output_folder(trained, tmp_path, capsys):
+    src = write(tmp_path / "face.png", photo(40, 40))
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        assert predict(trained, src, "-o", out) == 1
+        assert f"output folder {out}: cannot be written" in capsys.readouterr().err
+    finally:
+        out.chmod(0o700)
+
+
+def test_best_model_is_chosen_by_ssim_then_mae(trained, tmp_path, capsys):
+    from facesketch.predict import choose_model
+
+    models, metrics = tmp_path / "models", tmp_path / "metrics"
+    shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")
+    shutil.copytree(trained["models"] / "conv-f2s", models / "dense-f2s")
+    info = io.read_json(models / "dense-f2s" / "info.json")
+    io.write_json(models / "dense-f2s" / "info.json", {**info, "model": "dense"})
+    kw = {"models_dir": models, "metrics_dir": metrics}
+
+    with pytest.raises(Exception, match=r"no metrics for the f2s models.*--model NAME.*dvc repro"):
+        choose_model("f2s", **kw)
+    io.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.40})
+    assert choose_model("f2s", **kw)[0].name == "conv-f2s"  # the only one with metrics
+    io.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.45})
+    assert choose_model("f2s", **kw)[0].name == "dense-f2s"
+    io.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.45, "mae": 0.1})  # tie on SSIM: lower MAE
+    assert choose_model("f2s", **kw)[0].name == "conv-f2s"
+    assert choose_model("f2s", "dense", **kw)[0].name == "dense-f2s"  # --model overrides
+
+    src = write(tmp_path / "face.png", photo(40, 40))
+    io.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.9})
+    args = ["predict", "--task", "f2s", str(src), "-o", str(tmp_path / "out"), "--models-dir", str(models),
+            "--metrics-dir", str(metrics)]
+    assert main(args) == 0
+    assert (tmp_path / "out" / "face_f2s_dense.png").exists()
+    assert "dense-f2s" in capsys.readouterr().err
+
+
+def test_models_lists_the_trained_models_with_metrics(trained, capsys):
+    assert main(["models", *dirs(trained)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("conv-f2s"))
+    for cell in ("f2s", "32", "adam", "mae", f"{trained['info']['parameters']:,}", "0.2000", "12.50", "0.5000",
+                 "*"):
+        assert cell in row.split(), (cell, row)
+    assert main(["models", "--json", *dirs(trained)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["task"], r["ssim"], r["best"]) for r in rows] == [("conv-f2s", "f2s", 0.5, True)]
+    assert main(["models", "--task", "s2f", *dirs(trained)]) == 0
+    assert "no trained s2f models" in capsys.readouterr().out
+
+
+def test_batches_match_the_pipeline_and_never_retrace(trained, tmp_path):
+    from facesketch.data.dataset import to_float, to_uint8
+    from facesketch.data.preprocess import read_rgb, to_square
+    from facesketch.predict import Predictor, choose_model, predict_files
+
+    entry, _ = choose_model("f2s", models_dir=trained["models"], metrics_dir=trained["metrics"])
+    predictor = Predictor.load(entry, batch_size=4)
+    files = [write(tmp_path / "in" / f"{i}.png", photo(SIZE, SIZE, seed=i)) for i in range(10)]
+    files.insert(3, tmp_path / "in" / "missing.png")
+    result = predict_files(predictor, files, tmp_path / "out", report=lambda m: None)
+    assert len(result.written) == 10 and len(result.failed) == 1
+    assert predictor.model.predict_function.experimental_get_tracing_count() == 1
+
+    # the same numbers as the pipeline's own preprocessing and Keras' predict
+    x = to_float(np.stack([to_square(read_rgb(f), SIZE) for f in files if f.exists()]))
+    expected = to_uint8(predictor.model.predict(x, verbose=0))
+    got = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in result.written])
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_installed_console_script(trained, tmp_path, venv_env):
+    exe = Path(sys.executable).parent / "facesketch"
+    assert exe.exists(), "pip install -e . installs the `facesketch` console script"
+    src = write(tmp_path / "in" / "face.png", photo(200, 250))
+    venv_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), venv_env.get("PYTHONPATH")]))
+
+    def run(*args):
+        return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=venv_env,
+                              cwd=tmp_path, timeout=300)
+
+    help_ = run("--help")
+    assert help_.returncode == 0 and "predict" in help_.stdout
+    done = run("predict", "--task", "f2s", src, "-o", "out", *dirs(trained))
+    assert done.returncode == 0, done.stderr
+    assert shape_of(tmp_path / "out" / "face_f2s_conv.png") == (250, 200, 3)
+    assert "wrote 1 image to out" in done.stderr
+    listed = run("models", *dirs(trained))
+    assert listed.returncode == 0 and "conv-f2s" in listed.stdout
+    bad = run("predict", "--task", "f2s", tmp_path / "nope.png", "-o", "out", *dirs(trained))
+    assert bad.returncode == 1 and "nope.png: no such file or folder" in bad.stderr
+    usage = run("predict", src)
+    assert usage.returncode == 2
+
+
+def test_demo_runs_the_demo_script(capsys):
+    assert main(["demo", "--dry-run", "--", "-S", "epochs=2"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("bash ") and out.endswith("scripts/demo.sh -S epochs=2")
+
+
+def test_read_image_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
+    import struct
+
+    from facesketch.errors import DataError
+    from facesketch.predict import read_image
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 30)  # BGR
+    rgba[0, 0, 3] = 0      # transparent: white
+    rgba[1:, :, 3] = 255   # opaque: its colour
+    write(tmp_path / "a.png", rgba)
+    img = read_image(tmp_path / "a.png")
+    assert img.shape == (4, 6, 3) and tuple(img[0, 0]) == (255, 255, 255) and tuple(img[2, 2]) == (30, 20, 10)
+
+    write(tmp_path / "deep.png", np.full((5, 7), 65535, np.uint16))
+    assert read_image(tmp_path / "deep.png").shape == (5, 7, 3) and read_image(tmp_path / "deep.png").min() == 255
+
+    # a 40 x 20 (w x h) JPEG whose EXIF says "rotate 90 degrees": viewers show it 20 x 40
+    ok, buf = cv2.imencode(".jpg", photo(40, 20))
+    ifd = struct.pack(">HHHIHH", 1, 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
+    data = buf.tobytes()
+    (tmp_path / "rotated.jpg").write_bytes(data[:2] + app1 + data[2:])
+    assert read_image(tmp_path / "rotated.jpg").shape == (40, 20, 3)
+
+    (tmp_path / "folder.png").mkdir()
+    for bad, msg in [("folder.png", "is a folder"), ("none.png", "file not found")]:
+        with pytest.raises(DataError, match=msg):
+            read_image(tmp_path / bad)
