@@ -51,7 +51,10 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
         sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),
                                                ("target", test.targets)])
         tracking.log_to_run(info["mlflow_run_id"], {f"test_{k}": v for k, v in summary.items()},
-                            [Path(metrics_dir) / "per_image" / f"{name}.csv"], {"test_samples.png": sample})
+                            [Path(metrics_dir) / "per_image" / f"{name}.csv"], {"test_samples.png": sample},
+                            artifact_path="per_image", label=f"evaluation of {name}")
+    else:
+        tracking.not_logged(name, "test metrics, per-image CSV, sample grid", "its training run was not logged")
     return summary
 
 
@@ -70,11 +73,14 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
     candidates = {"mean_target": np.broadcast_to(to_float(train.targets).mean(axis=0), (n, *train.targets.shape[1:]))}
     if task == "f2s":
         candidates["grey_input"] = greyscale(to_float(test.inputs))
-    results = {}
+    import pandas as pd
+
+    results, tables = {}, []
     for kind, preds in candidates.items():
         summary, per_image = score(np.ascontiguousarray(preds, np.float32), test.targets, test.ids)
         results[kind] = summary
-        io.write_text(Path(metrics_dir) / "per_image" / f"baseline_{kind}-{task}.csv",
-                      per_image.to_csv(index=False, float_format="%.6g"))
+        tables.append(per_image.assign(baseline=kind))
+    io.write_text(Path(metrics_dir) / "per_image" / f"baselines-{task}.csv",
+                  pd.concat(tables).to_csv(index=False, float_format="%.6g"))
     io.write_json(Path(metrics_dir) / f"baselines-{task}.json", results)
     return results

@@ -1,0 +1,146 @@
+"""reports/report.html: the report as one self-contained page.
+
+Nothing is loaded from anywhere: the style is inline, the image grids are
+base64 ``data:`` URIs, the loss curves inline SVG, and there is no script.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from .report import (FACT_COLUMNS, GLANCE, METRICS, PUBLISHED_LABEL, TASK_TITLES, Report, TableRow,
+                     data_uri, png_bytes, published_rows)
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       margin: 0 auto; padding: 16px 20px 40px; max-width: 1440px; }
+h1 { font-size: 24px; margin: 8px 0 4px; } h2 { font-size: 19px; margin: 28px 0 8px;
+       border-bottom: 1px solid #ddd; padding-bottom: 3px; } h3 { font-size: 15px; margin: 0 0 6px; }
+p { margin: 4px 0 8px; } code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
+.note { background: #fff6d6; border-left: 4px solid #e0b000; padding: 6px 10px; margin: 10px 0; }
+.side { display: flex; flex-wrap: wrap; gap: 22px; align-items: flex-start; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d6d6d6; padding: 4px 7px; }
+th { background: #f2f4f7; text-align: center; } td.num { text-align: right; white-space: nowrap; }
+tr.group th { background: #e6ebf2; text-align: left; }
+tr.baseline td { background: #fafafa; color: #555; font-style: italic; }
+td.best { font-weight: bold; } .delta { font-size: 10.5px; margin-left: 3px; color: #888; }
+.delta.better { color: #1a7f37; } .delta.worse { color: #c0392b; }
+table.published td, table.published th { font-size: 12px; padding: 3px 6px; }
+table.published td.model { max-width: 150px; } table.published caption,
+table.results caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: 4px; }
+dl { margin: 6px 0; } dt { font-weight: bold; margin-top: 6px; } dd { margin: 0 0 0 18px; }
+.grids img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, 322px); gap: 10px; }
+.charts svg { border: 1px solid #e2e2e2; }
+td.params { font-size: 12px; max-width: 520px; }
+.small { font-size: 12px; color: #555; }
+td.foot { font-size: 11px; color: #666; border: none; padding-top: 4px; }
+"""
+
+
+def _table_rows(table: list[TableRow]) -> list[str]:
+    out, task = [], None
+    for row in table:
+        if row.task != task:
+            task = row.task
+            out.append(f'<tr class="group"><th colspan="{len(METRICS) + 1}">'
+                       f'{escape(TASK_TITLES.get(task, task))}</th></tr>')
+        cls = "baseline" if row.baseline else "model"
+        tds = [f'<td class="label">{escape(row.label)}</td>']
+        for m in METRICS:
+            c = row.cells[m.key]
+            value = "" if c.value is None else repr(c.value)
+            delta = ""
+            if c.delta_text:
+                tone = {True: " better", False: " worse", None: ""}[c.better]
+                delta = f'<span class="delta{tone}">({escape(c.delta_text)})</span>'
+            tds.append(f'<td class="num{" best" if c.best else ""}" data-task="{escape(row.task)}" '
+                       f'data-model="{escape(row.model)}" data-metric="{m.key}" data-value="{value}">'
+                       f'{escape(c.text)}{delta}</td>')
+        out.append(f'<tr class="{cls}" data-task="{escape(row.task)}" data-model="{escape(row.model)}">'
+                   + "".join(tds) + "</tr>")
+    return out
+
+
+def results_html(rep: Report) -> str:
+    head = "<tr><th>model</th>" + "".join(f"<th>{escape(m.title)}</th>" for m in METRICS) + "</tr>"
+    return ('<table class="results"><caption>Our runs, test split</caption><thead>' + head + "</thead><tbody>"
+            + "".join(_table_rows(rep.table)) + "</tbody></table>")
+
+
+def published_html() -> str:
+    head = "<tr><th>task</th><th>model</th>" + "".join(f"<th>{escape(m.short)}</th>" for m in METRICS) + "</tr>"
+    rows = []
+    for p in published_rows():
+        note = f'<br><i>{escape(p["note"])}</i>' if p["note"] else ""
+        cells = "".join(f'<td class="num">{escape(p[m.key])}</td>' for m in METRICS)
+        rows.append(f'<tr class="published"><td>{escape(p["task"])}</td>'
+                    f'<td class="model">{escape(p["model"])}{note}</td>{cells}</tr>')
+    return (f'<table class="published"><caption>{escape(PUBLISHED_LABEL)}</caption><thead>{head}</thead>'
+            f'<tbody>{"".join(rows)}</tbody><tfoot><tr><td colspan="{len(METRICS) + 2}" class="foot">'
+            "PSNR in dB. -: the study gives no figure.</td></tr></tfoot></table>")
+
+
+def settings_html(rep: Report) -> str:
+    glance = "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in GLANCE)
+    items = "".join(f"<dt>{escape(n)}</dt><dd>{_code(escape(t))}</dd>" for n, t in rep.settings)
+    return (f"<p>{escape(rep.resolution)}</p>"
+            '<table><thead><tr><th>metric</th><th>computed on</th><th>data range</th></tr></thead>'
+            f"<tbody>{glance}</tbody></table><h3 style=\"margin-top:12px\">Definitions "
+            f"(from <code>facesketch.metrics</code>)</h3><dl>{items}</dl>")
+
+
+def grids_html(rep: Report) -> str:
+    out = []
+    for task, image in rep.grids.items():
+        title = escape(TASK_TITLES.get(task, task))
+        out.append(f"<h3>{title}</h3><p>Columns: input | each model | target.</p>"
+                   f'<img alt="{escape(task)} test pairs" width="{image.shape[1]}" height="{image.shape[0]}" '
+                   f'src="{data_uri(png_bytes(image))}">')
+    return '<div class="grids">' + "".join(out) + "</div>"
+
+
+def charts_html(rep: Report) -> str:
+    cells = "".join(f'<div data-model="{escape(m)}" data-task="{escape(t)}">{svg}</div>' for m, t, svg in rep.charts)
+    return (f"<p>Train (solid) and validation (dashed) loss per epoch, one chart per model and task "
+            "(each its own scale). The same curves: <code>dvc plots show</code> (metrics/history/*.csv).</p>"
+            f'<div class="charts">{cells}</div>')
+
+
+NUMERIC_FACTS = ("parameters", "train time", "epochs", "train / val pairs")
+
+
+def facts_html(rep: Report) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in FACT_COLUMNS)
+
+    def td(column: str, text: str) -> str:
+        cls = "num" if column in NUMERIC_FACTS else "params" if column == "key params" else ""
+        return f'<td class="{cls}">{escape(text)}</td>'
+
+    body = "".join("<tr>" + "".join(td(c, r[c]) for c in FACT_COLUMNS) + "</tr>" for r in rep.facts)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(rep: Report) -> str:
+    intro = "".join(f"<p>{_code(escape(p))}</p>" for p in rep.intro)
+    warning = f'<div class="note"><b>Note.</b> {_code(escape(rep.warning))}</div>' if rep.warning else ""
+    counts = ", ".join(f"{escape(t)}: {n}" for t, n in rep.n_images.items())
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(rep.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(rep.title)}</h1>", intro, warning,
+        "<h2>Results on the test split (Table III layout)</h2>", f"<p>Test images per task: {counts}.</p>",
+        f'<div class="side">{results_html(rep)}{published_html()}</div>',
+        f'<p class="small">{escape(rep.table_note)}</p>' if rep.table_note else "",
+        "<h2>Metric settings</h2>", settings_html(rep),
+        "<h2>Test pairs</h2>", grids_html(rep),
+        "<h2>Loss curves</h2>", charts_html(rep),
+        "<h2>Models</h2>", facts_html(rep),
+        "</body></html>", ""])
+
+
+def _code(text: str) -> str:
+    """`x` -> <code>x</code> in already escaped text."""
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))

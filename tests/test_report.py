@@ -1,0 +1,208 @@
+"""The report stage: the Table III builder, the self-contained HTML, and (slow)
+a real tiny pipeline whose report and `dvc plots show` output are checked."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import make_pairs
+from facesketch import io
+from facesketch.report import BASELINE_LABELS, PUBLISHED, Metric, nice_ticks, report, results_table
+
+MODELS = ["dense", "conv"]
+TASKS = ["f2s", "s2f"]
+KEYS = ("mae", "psnr", "ssim", "fsim", "accuracy")
+
+
+# ---------------------------------------------------------------- the table builder
+
+def _row(model, task, baseline=False, **values):
+    return {"model": model, "label": model, "task": task, "baseline": baseline, **values}
+
+
+def test_results_table_marks_best_model_and_deltas():
+    rows = [
+        _row("mean_target", "f2s", True, mae=0.20, psnr=12.0, ssim=0.30, fsim=0.50, accuracy=0.05),
+        _row("grey_input", "f2s", True, mae=0.01, psnr=30.0, ssim=0.90, fsim=0.95, accuracy=1.0),  # beats all
+        _row("a", "f2s", mae=0.15, psnr=14.0, ssim=0.40, fsim=0.60, accuracy=0.20),
+        _row("b", "f2s", mae=0.18, psnr=13.0, ssim=0.45, fsim=0.60, accuracy=0.10),  # fsim tie with a
+        _row("mean_target", "s2f", True, mae=0.30, psnr=10.0, ssim=0.20, fsim=0.40, accuracy=0.0),
+        _row("a", "s2f", mae=0.35, psnr=None, ssim=0.10, fsim=0.45, accuracy=0.5),
+        _row("b", "s2f", mae=0.25, psnr=11.0, ssim=0.15, fsim=0.42, accuracy=0.5),
+    ]
+    table = results_table(rows)
+    assert [(r.task, r.model) for r in table] == [(r["task"], r["model"]) for r in rows]
+    best = {(r.task, r.model): {k for k, c in r.cells.items() if c.best} for r in table}
+    assert best[("f2s", "a")] == {"mae", "psnr", "fsim", "accuracy"}   # lower MAE wins; ties both bold
+    assert best[("f2s", "b")] == {"ssim", "fsim"}
+    assert best[("f2s", "mean_target")] == best[("f2s", "grey_input")] == set()  # baselines never marked
+    assert best[("s2f", "a")] == {"fsim", "accuracy"}
+    assert best[("s2f", "b")] == {"mae", "psnr", "ssim", "accuracy"}    # a's PSNR is missing
+
+    cells = {(r.task, r.model): r.cells for r in table}
+    a = cells[("f2s", "a")]
+    assert a["mae"].delta == pytest.approx(-0.05) and a["mae"].better is True and a["mae"].delta_text == "-0.0500"
+    assert a["psnr"].delta == pytest.approx(2.0) and a["psnr"].better is True
+    assert a["accuracy"].text == "20.0%" and a["accuracy"].delta_text == "+15.0"  # percentage points
+    assert cells[("s2f", "a")]["mae"].better is False and cells[("s2f", "a")]["psnr"].text == "-"
+    assert cells[("s2f", "a")]["psnr"].delta is None
+    assert cells[("f2s", "mean_target")]["mae"].delta is None  # baselines carry no delta
+
+
+def test_metric_format_and_ticks():
+    assert Metric("psnr", "PSNR", True, 2).fmt(19.444) == "19.44"
+    assert Metric("x", "X", True, 1, percent=True).fmt(0.375) == "37.5%"
+    assert Metric("x", "X", True, 2).fmt(None) == "-"
+    ticks = nice_ticks(0.1234, 0.2987)
+    assert ticks[0] >= 0.1234 and ticks[-1] <= 0.2987 and len(ticks) >= 3
+
+
+# ---------------------------------------------------------------- checking a report
+
+class _Page(HTMLParser):
+    """Every tag with its attributes, and the result cells' data attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.cells: dict[tuple[str, str, str], str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "td" and "data-metric" in a:
+            self.cells[(a["data-task"], a["data-model"], a["data-metric"])] = a["data-value"]
+
+
+def check_report(reports: Path, metrics: Path, models: list[str], tasks: list[str]) -> None:
+    """report.md and report.html hold every row and the study's figures; the HTML is self-contained
+    and its result cells equal the metrics JSON values."""
+    md = (reports / "report.md").read_text()
+    text = (reports / "report.html").read_text()
+    page = _Page()
+    page.feed(text)
+    page.close()
+
+    names = {t for t, _ in page.tags}
+    assert "script" not in names and "link" not in names and "iframe" not in names
+    for tag, attrs in page.tags:
+        for key in ("src", "href"):
+            if key in attrs:
+                assert not attrs[key].lower().startswith(("http:", "https:", "//")), (tag, attrs[key][:80])
+    images = [a for t, a in page.tags if t == "img"]
+    assert len(images) == len(tasks) and all(a["src"].startswith("data:image/png;base64,") for a in images)
+    assert "url(" not in text and "@import" not in text
+    assert sum(1 for t, _ in page.tags if t == "polyline") >= len(models) * len(tasks)
+
+    expected = {}
+    for task in tasks:
+        for kind, summary in json.loads((metrics / f"baselines-{task}.json").read_text()).items():
+            expected[(task, kind)] = summary
+        for m in models:
+            expected[(task, m)] = json.loads((metrics / f"{m}-{task}.json").read_text())
+    assert {(t, m) for t, m, _ in page.cells} == set(expected)
+    for (task, model), summary in expected.items():
+        for k in KEYS:
+            shown = page.cells[(task, model, k)]
+            assert (None if shown == "" else float(shown)) == summary[k], (task, model, k)
+        label = f"*{BASELINE_LABELS[model]}*" if model in BASELINE_LABELS else f"**{model}**"
+        assert f"| {task} | {label} |" in md, (task, model)
+
+    assert "mean training target" in md and "mean training target" in text
+    if "f2s" in tasks:
+        assert "greyscale input" in md and "greyscale input" in text
+    for p in PUBLISHED:
+        for k in ("psnr", "ssim"):
+            if k in p:
+                assert f">{p[k]}<" in text and f"| {p[k]} |" in md
+    assert "own random 80/20 split, not comparable run-for-run" in text
+    for setting in ("BT.601", "data_range 1.0", "Rank-1"):
+        assert setting in md and setting in text
+
+
+# ---------------------------------------------------------------- a report from fabricated outputs
+
+def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
+    """Outputs of the stages before report: processed data, split, metrics, model info, history, predictions."""
+    from facesketch.data.split import make_split
+
+    photos, sketches = make_pairs(12, 32)
+    ids = [f"p{i:02d}" for i in range(12)]
+    io.save_npz(root / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * 12),
+                photos=photos, sketches=sketches)
+    split = make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25, val_fraction=0.2, seed=0)
+    io.write_json(root / "data/split/split.json", split)
+    rng = np.random.default_rng(0)
+
+    def summary():
+        return {"mae": float(rng.uniform(0.05, 0.3)), "psnr": float(rng.uniform(10, 20)),
+                "ssim": float(rng.uniform(0.2, 0.8)), "fsim": float(rng.uniform(0.5, 0.9)),
+                "accuracy": float(rng.choice([0.0, 1 / 3, 2 / 3])), "n_images": 3, "psnr_infinite": 0}
+
+    for task in tasks:
+        io.write_json(root / f"metrics/baselines-{task}.json",
+                      {"mean_target": summary(), **({"grey_input": summary()} if task == "f2s" else {})})
+        for i, m in enumerate(models):
+            name = f"{m}-{task}"
+            io.write_json(root / f"metrics/{name}.json", summary())
+            io.write_json(root / f"models/{name}/info.json", {
+                "parameters": 123456 + i, "train_seconds": 12.5, "epochs": 3, "n_train": 7, "n_val": 2,
+                "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 4, "loss": "mae"},
+                "config": {"alpha": 0.2} if i else {}})
+            gan = "epoch,loss,g_l1_loss,val_loss\n1,40.0,0.3,0.31\n2,30.0,0.25,0.27\n3,25.0,0.2,0.24\n"
+            io.write_text(root / f"metrics/history/{name}.csv", gan if i else "epoch,loss,val_loss\n1,0.3,0.32\n2,0.2,0.25\n3,0.15,0.22\n")
+            io.save_npz(root / f"data/predictions/{name}.npz", ids=np.array(split["test"][::-1]),
+                        predictions=rng.integers(0, 255, (len(split["test"]), 32, 32, 3), dtype=np.uint8))
+
+
+def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
+    _fabricate(tmp_path, MODELS, TASKS)
+    scores = tmp_path / "metrics/conv-s2f.json"
+    io.write_json(scores, {**json.loads(scores.read_text()), "psnr_infinite": 1})  # one image reproduced exactly
+    monkeypatch.chdir(tmp_path)
+    params = {"models": MODELS, "tasks": TASKS, "image_size": 32, "report": {"grid_pairs": 2},
+              "data": {"source": "synthetic"}, "split": {"protocol": "random", "test_fraction": 0.25,
+                                                         "val_fraction": 0.2}}
+    out = report(params)
+    assert out == Path("reports/report.md")
+    check_report(tmp_path / "reports", tmp_path / "metrics", MODELS, TASKS)
+    for name in ("grid.png", "grid-f2s.png", "grid-s2f.png", "loss-curves.svg"):
+        assert (tmp_path / "reports" / name).stat().st_size > 200
+    html_text = (tmp_path / "reports/report.html").read_text()
+    assert "synthetic" in html_text and "123.5 k" in html_text and "12 s" in html_text
+    assert "train (g_l1_loss)" in html_text  # the GAN-like history plots its L1, like its val_loss
+    md = (tmp_path / "reports/report.md").read_text()
+    assert "leave such images out: conv s2f: 1 of 3." in md and "conv s2f: 1 of 3" in html_text
+    svg = (tmp_path / "reports/loss-curves.svg").read_text()
+    assert svg.startswith("<svg xmlns=") and svg.count("<polyline") == 2 * len(MODELS) * len(TASKS)
+
+
+# ---------------------------------------------------------------- a real tiny pipeline (slow)
+
+@pytest.mark.slow
+def test_pipeline_report_and_dvc_plots(tmp_path, venv_env):
+    from test_pipeline_e2e import make_project, sh
+
+    proj = make_project(tmp_path, venv_env, models=["conv"], epochs=1)
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"]["synthetic"]["count"] = 16
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    sh(["dvc", "repro"], proj, venv_env)
+    check_report(proj / "reports", proj / "metrics", ["conv"], TASKS)
+
+    sh(["dvc", "plots", "show"], proj, venv_env)
+    index = (proj / "dvc_plots" / "index.html").read_text()
+    specs = [json.loads(s) for s in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", index, re.S)]
+    # one chart per history file (a stage-level plot as well would add a second one), with both curves
+    assert sorted(s["title"]["text"] for s in specs) == [f"metrics/history/conv-{t}.csv" for t in TASKS]
+    for spec in specs:
+        assert {v["field"] for v in spec["data"]["values"]} == {"loss", "val_loss"}
+        assert {v["epoch"] for v in spec["data"]["values"]} == {"1"}
