@@ -154,6 +154,25 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
           models_dir: Path = MODELS_DIR, history_dir: Path = HISTORY_DIR,
           checkpoint_root: Path = CHECKPOINT_ROOT, verbose: int | str = "auto") -> dict[str, Any]:
     """Train ``model_name`` on ``task``; returns the info written to ``models/<name>-<task>/info.json``."""
+    tracker = tracking.Tracker()
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return _train(tracker, model_name, task, params, processed_file=processed_file, split_file=split_file,
+                      models_dir=models_dir, history_dir=history_dir, checkpoint_root=checkpoint_root,
+                      verbose=verbose)
+    except (KeyboardInterrupt, _Interrupted):  # the MLflow run, wherever it failed: never left RUNNING
+        tracker.end("KILLED")
+        raise
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[str, Any], *,
+           processed_file: Path, split_file: Path, models_dir: Path, history_dir: Path,
+           checkpoint_root: Path, verbose: int | str) -> dict[str, Any]:
     P.task(task)
     training = P.training(params)
     cfg = registry.config(model_name, params)
@@ -180,7 +199,6 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
         state = {"fingerprint": fp}
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    tracker = tracking.Tracker()
     tags = {"model": model_name, "task": task, "data_source": str(params.get("data", {}).get("source")),
             "git_commit": tracking.git_commit() or "unknown", "pipeline_run": tracking.group_id()}
     if os.environ.get("DVC_EXP_NAME"):
@@ -192,9 +210,9 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     io.write_json(state_file, state)
     logged_params = {**training, **{f"{model_name}.{k}": v for k, v in cfg.items()},
                      **{f"split.{k}": v for k, v in params.get("split", {}).items()},
-                     **{f"data.{k}": v for k, v in params.get("data", {}).items() if not isinstance(v, dict)},
+                     **tracking.data_params(params),
                      "model": model_name, "task": task, "n_train": len(train_set.ids), "n_val": len(val_set.ids)}
-    if not resumed_from:
+    if not tracker.resumed:
         tracker.log_params(logged_params)
 
     history: list[dict] = list(state.get("history", []))
@@ -236,7 +254,7 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     history_file = Path(history_dir) / f"{name}.csv"
     io.write_text(history_file, history_csv(history))
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
-    tracker.log_artifact(history_file)
+    tracker.log_artifact(history_file, "history")
     tracker.log_model(predictor, x[:1])
     tracker.end("FINISHED")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: nothing left to resume

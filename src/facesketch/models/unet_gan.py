@@ -1,0 +1,206 @@
+"""pix2pix (Isola et al. 2017): a U-Net generator trained against a PatchGAN.
+
+Generator: encoder C64-C128-C256-C512-C512-... (4x4 convs, stride 2,
+LeakyReLU 0.2, normalisation on all but the first and the innermost layer),
+as many levels as the image allows, down to 1x1 (8 at 256 px, 5 at 32 px);
+the decoder mirrors it with 4x4 stride-2 transposed convs, normalisation,
+ReLU, a skip connection from the encoder level of the same size, and
+dropout in its first blocks (pix2pix: 3 of 7 at 256 px; here at most half of
+the decoder blocks, so 2 at 32 px). A last transposed conv gives 3 channels,
+tanh, rescaled to [0, 1]; inputs are rescaled to [-1, 1] inside the model.
+
+Discriminator: the 70x70 PatchGAN on the concatenated (input, output) pair:
+C64 (no norm) - C128 - C256 (stride 2) - C512 (stride 1) - 1-channel logits,
+one per patch (30x30 at 256 px).
+
+Weights start from Keras' default (Glorot-uniform) initialisers, seeded by
+``keras.utils.set_random_seed``, rather than pix2pix's N(0, 0.02).
+
+Losses: D = 0.5 * (BCE(1, D(x, y)) + BCE(0, D(x, G(x)))) (from logits);
+G = BCE(1, D(x, G(x))) + lambda_l1 * |y - G(x)|_1. Two Adam optimizers
+(pix2pix: learning rate 2e-4, beta_1 0.5) from this model's own section of
+params.yaml: the top-level ``optimizer``, ``learning_rate`` and ``loss`` do
+not apply to this model.
+
+``norm``: 'instance' by default. pix2pix trains with batch size 1 and
+normalises with the test batch's statistics at inference, which is instance
+normalisation; with our batches of 8 and a deterministic saved predictor, a
+per-image GroupNormalization(groups=-1) reproduces that. 'batch' gives Keras
+BatchNormalization (moving statistics at inference).
+
+Metrics: ``loss`` (the generator's total), ``g_gan_loss``, ``g_l1_loss``,
+``d_loss``; ``test_step`` reports the L1 as ``loss`` (``val_loss``).
+``predictor()`` is the generator: a functional model of standard layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from ..errors import ParamError
+from .blocks import NORMS, check_number, image_input, normalization, to_signed, to_unit
+
+DEFAULTS = {
+    "g_learning_rate": 2.0e-4,
+    "d_learning_rate": 2.0e-4,
+    "beta_1": 0.5,
+    "lambda_l1": 100.0,
+    "filters": 64,
+    "max_filters": 512,
+    "dropout": 0.5,
+    "norm": "instance",
+}
+
+def _check(cfg: dict) -> dict:
+    if cfg["norm"] not in NORMS:
+        raise ParamError(f"params.yaml: unet_gan.norm={cfg['norm']!r} is not valid; expected one of: {', '.join(NORMS)}")
+    return {
+        "g_learning_rate": float(check_number("unet_gan", "g_learning_rate", cfg["g_learning_rate"], minimum=0, exclusive_min=True)),
+        "d_learning_rate": float(check_number("unet_gan", "d_learning_rate", cfg["d_learning_rate"], minimum=0, exclusive_min=True)),
+        "beta_1": float(check_number("unet_gan", "beta_1", cfg["beta_1"], minimum=0, maximum=1)),
+        "lambda_l1": float(check_number("unet_gan", "lambda_l1", cfg["lambda_l1"], minimum=0)),
+        "filters": int(check_number("unet_gan", "filters", cfg["filters"], minimum=1, integer=True)),
+        "max_filters": int(check_number("unet_gan", "max_filters", cfg["max_filters"], minimum=1, integer=True)),
+        "dropout": float(check_number("unet_gan", "dropout", cfg["dropout"], minimum=0, maximum=0.99)),
+        "norm": cfg["norm"],
+    }
+
+
+def _down(x, filters: int, norm: str, name: str):
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm == "none",
+                      name=f"{name}_conv")(x)
+    layer = normalization(norm, name=f"{name}_norm")
+    if layer is not None:
+        x = layer(x)
+    return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")(x)
+
+
+def generator(image_size: int, cfg: dict) -> keras.Model:
+    """The U-Net: ``image_size`` -> 1x1 and back, with skips; [0, 1] in and out."""
+    levels = int(math.log2(image_size))
+    widths = [min(cfg["filters"] * 2 ** i, cfg["max_filters"]) for i in range(levels)]
+    n_dropout = min(3, (levels - 1) // 2)
+    inputs = image_input(image_size)
+    x = to_signed(inputs, name="to_signed")
+    skips = []
+    for i, f in enumerate(widths):
+        # no normalisation on the first layer (pix2pix) nor on the 1x1 innermost one
+        x = _down(x, f, "none" if i in (0, levels - 1) else cfg["norm"], name=f"down{i}")
+        skips.append(x)
+    for j, i in enumerate(range(levels - 2, -1, -1)):
+        x = layers.Conv2DTranspose(widths[i], 4, strides=2, padding="same", use_bias=cfg["norm"] == "none",
+                                   name=f"up{i}_conv")(x)
+        layer = normalization(cfg["norm"], name=f"up{i}_norm")
+        if layer is not None:
+            x = layer(x)
+        if j < n_dropout and cfg["dropout"] > 0:
+            x = layers.Dropout(cfg["dropout"], name=f"up{i}_dropout")(x)
+        x = layers.ReLU(name=f"up{i}_relu")(x)
+        x = layers.Concatenate(name=f"up{i}_skip")([x, skips[i]])
+    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
+                               name="output_conv")(x)
+    return keras.Model(inputs, to_unit(x, name="output"), name="unet_generator")
+
+
+def discriminator(image_size: int, cfg: dict) -> keras.Model:
+    """70x70 PatchGAN on (input, output-or-target): one logit per patch."""
+    x_in = keras.Input((image_size, image_size, 3), name="image")
+    y_in = keras.Input((image_size, image_size, 3), name="target")
+    x = layers.Concatenate(name="pair")([to_signed(x_in, name="image_signed"), to_signed(y_in, name="target_signed")])
+    f = cfg["filters"]
+    x = _down(x, f, "none", name="d0")
+    x = _down(x, min(2 * f, cfg["max_filters"]), cfg["norm"], name="d1")
+    x = _down(x, min(4 * f, cfg["max_filters"]), cfg["norm"], name="d2")
+    x = layers.ZeroPadding2D(name="d3_pad")(x)
+    x = layers.Conv2D(min(8 * f, cfg["max_filters"]), 4, use_bias=cfg["norm"] == "none",
+                      name="d3_conv")(x)
+    layer = normalization(cfg["norm"], name="d3_norm")
+    if layer is not None:
+        x = layer(x)
+    x = layers.LeakyReLU(negative_slope=0.2, name="d3_lrelu")(x)
+    x = layers.ZeroPadding2D(name="logits_pad")(x)
+    logits = layers.Conv2D(1, 4, name="logits")(x)
+    return keras.Model([x_in, y_in], logits, name="patchgan")
+
+
+class Pix2Pix(keras.Model):
+    """Generator + discriminator with the pix2pix ``train_step``. ``call(x)`` = generator."""
+
+    def __init__(self, image_size: int, cfg: dict, **kwargs):
+        super().__init__(name="unet_gan", **kwargs)
+        cfg = _check(cfg)
+        self.lambda_l1 = cfg["lambda_l1"]
+        self.generator = generator(image_size, cfg)
+        self.discriminator = discriminator(image_size, cfg)
+        self.d_optimizer = None
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.g_gan_tracker = keras.metrics.Mean(name="g_gan_loss")
+        self.g_l1_tracker = keras.metrics.Mean(name="g_l1_loss")
+        self.d_tracker = keras.metrics.Mean(name="d_loss")
+        self.built = True
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """``g_optimizer`` becomes ``model.optimizer`` (so ``optimizer.iterations`` counts steps)."""
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+
+    @property
+    def g_optimizer(self):
+        return self.optimizer
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.g_gan_tracker, self.g_l1_tracker, self.d_tracker]
+
+    def call(self, x, training=False):
+        return self.generator(x, training=training)
+
+    def predictor(self) -> keras.Model:
+        return self.generator
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y = data[0], data[1]
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(x, training=True)
+            real_logits = self.discriminator([x, y], training=True)
+            fake_logits = self.discriminator([x, fake], training=True)
+            g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
+            g_l1 = ops.mean(ops.abs(y - fake))
+            g_total = g_gan + self.lambda_l1 * g_l1
+            d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
+                            + self.bce(ops.zeros_like(fake_logits), fake_logits))
+        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
+        self.optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        for tracker, value in zip(self.metrics, (g_total, g_gan, g_l1, d_loss)):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        self.loss_tracker.update_state(ops.mean(ops.abs(y - self.generator(x, training=False))))
+        return {"loss": self.loss_tracker.result()}
+
+
+def build(image_size: int, cfg: dict) -> keras.Model:
+    return Pix2Pix(image_size, cfg)
+
+
+def compile_model(model: Pix2Pix, training: dict, cfg: dict) -> None:
+    """Two Adams from this model's settings (not the top-level optimizer/learning_rate/loss).
+
+    Both are built on their variables here, so a checkpoint restore
+    (``EpochCheckpoint.restore``) finds their slots ready to load into.
+    """
+    cfg = _check(cfg)
+    g_opt = keras.optimizers.Adam(learning_rate=cfg["g_learning_rate"], beta_1=cfg["beta_1"], name="g_adam")
+    d_opt = keras.optimizers.Adam(learning_rate=cfg["d_learning_rate"], beta_1=cfg["beta_1"], name="d_adam")
+    g_opt.build(model.generator.trainable_variables)
+    d_opt.build(model.discriminator.trainable_variables)
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt)

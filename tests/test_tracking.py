@@ -1,0 +1,389 @@
+"""MLflow tracking, in-process on tiny data: what one run holds, where the store
+is (also from a queued experiment's temporary copy), and what happens when the
+store is unreachable or locked, or training fails or is killed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from facesketch import io, tracking, training
+from facesketch.evaluate import evaluate
+from facesketch.training import train
+from conftest import REPO, make_pairs, tiny_params
+
+EXP = "brisk-owl"  # a DVC experiment name, as `dvc exp run` sets DVC_EXP_NAME
+BASELINE = "a" * 40
+
+
+def make_data(root: Path) -> tuple[Path, Path]:
+    """conftest.tiny_data, for module-scoped fixtures."""
+    from facesketch.data.split import make_split
+
+    photos, sketches = make_pairs(16, 32)
+    ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(16)]
+    processed = root / "pairs.npz"
+    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 8 + ["test"] * 8),
+                photos=photos, sketches=sketches)
+    split_file = root / "split.json"
+    io.write_json(split_file, make_split(ids, ["train"] * 8 + ["test"] * 8, protocol="random",
+                                         test_fraction=0.25, val_fraction=0.2, seed=0))
+    return processed, split_file
+
+
+def run_train(root: Path, data, model="dense", task="f2s", **overrides):
+    processed, split_file = data
+    return train(model, task, tiny_params(**overrides), processed_file=processed, split_file=split_file,
+                 models_dir=root / "models", history_dir=root / "history", checkpoint_root=root / "ckpt", verbose=0)
+
+
+def client(uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_ROOT", "DVC_STAGE", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- one tracked training + evaluation, checked from several sides ------------
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """dense x f2s trained (2 epochs) and evaluated as a stage of `dvc exp run` would."""
+    root = tmp_path_factory.mktemp("logged")
+    data = make_data(root)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("DVC_EXP_NAME", EXP)
+        mp.setenv("DVC_EXP_BASELINE_REV", BASELINE)
+        mp.setenv("DVC_STAGE", "train@dense-f2s")
+        info = run_train(root, data, optimizer="rmsprop")
+        mp.setenv("DVC_STAGE", "evaluate@dense-f2s")
+        summary = evaluate("dense", "f2s", models_dir=root / "models", metrics_dir=root / "metrics",
+                           predictions_dir=root / "predictions", processed_file=data[0], split_file=data[1])
+    run = client(uri).get_run(info["mlflow_run_id"])
+    return SimpleNamespace(root=root, uri=uri, info=info, summary=summary, run=run, client=client(uri), data=data)
+
+
+def test_run_is_tagged_with_experiment_commit_model_task_source_and_group(logged):
+    run = logged.run
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["dvc_experiment"] == EXP and tags["pipeline_run"] == EXP  # the group of one `dvc exp run`
+    assert tags["git_commit"] == BASELINE and tags["mlflow.source.git.commit"] == BASELINE
+    assert (tags["model"], tags["task"], tags["data_source"]) == ("dense", "f2s", "cuhk")
+    assert tags["dvc_stage"] == "train@dense-f2s"
+    assert tags["mlflow.runName"] == f"{EXP}/dense-f2s"
+    exp = logged.client.get_experiment(run.info.experiment_id)
+    assert exp.name == "facesketch"  # params.yaml: mlflow.experiment
+    found = logged.client.search_runs([exp.experiment_id], f"tags.pipeline_run = '{EXP}'")
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+
+
+def test_run_logs_every_param_that_shaped_it(logged):
+    p = logged.run.data.params
+    assert {k: p[k] for k in ("optimizer", "learning_rate", "epochs", "batch_size", "loss", "seed", "image_size")} \
+        == {"optimizer": "rmsprop", "learning_rate": "0.001", "epochs": "2", "batch_size": "4", "loss": "mae",
+            "seed": "1", "image_size": "32"}
+    assert p["dense.size"] == "256" and p["dense.latent_dim"] == "32"  # the model's own params
+    assert {"split.protocol", "split.test_fraction", "split.val_fraction", "split.seed"} <= set(p)
+    assert p["data.source"] == "cuhk" and "data.cuhk.base_url" in p and "data.synthetic.count" not in p
+    assert {"preprocess.fill_black_borders", "preprocess.grey_sketches"} <= set(p)
+    assert (p["model"], p["task"], p["n_train"], p["n_val"]) == ("dense", "f2s", str(logged.info["n_train"]),
+                                                                 str(logged.info["n_val"]))
+
+
+def test_per_epoch_losses_match_the_history(logged):
+    rows = list(csv.DictReader(open(logged.root / "history" / "dense-f2s.csv")))
+    for key in ("loss", "val_loss"):
+        hist = logged.client.get_metric_history(logged.run.info.run_id, key)
+        assert [m.step for m in hist] == [1, 2]
+        assert [m.value for m in hist] == pytest.approx([float(r[key]) for r in rows], rel=1e-6)
+
+
+def test_evaluation_metrics_are_the_numbers_in_metrics_json(logged):
+    run = logged.client.get_run(logged.run.info.run_id)
+    assert run.info.status == "FINISHED"  # evaluate adds to the run without reopening it
+    on_disk = json.loads((logged.root / "metrics" / "dense-f2s.json").read_text())
+    numeric = {k: v for k, v in on_disk.items() if isinstance(v, (int, float))}
+    assert {"mae", "psnr", "ssim"} <= set(numeric)
+    assert {k: run.data.metrics[f"test_{k}"] for k in numeric} == numeric  # exactly the same numbers
+
+
+def test_sample_grid_history_and_per_image_table_are_artifacts(logged):
+    from mlflow.artifacts import download_artifacts
+
+    c, run_id = logged.client, logged.run.info.run_id
+    names = {a.path for a in c.list_artifacts(run_id)} | {a.path for d in ("history", "per_image")
+                                                          for a in c.list_artifacts(run_id, d)}
+    assert {"test_samples.png", "history/dense-f2s.csv", "per_image/dense-f2s.csv"} <= names
+    local = Path(download_artifacts(run_id=run_id, artifact_path="history/dense-f2s.csv", tracking_uri=logged.uri,
+                                    dst_path=str(logged.root / "dl")))
+    assert local.read_text() == (logged.root / "history" / "dense-f2s.csv").read_text()
+    # artifacts live beside the store, not in the folder the stage ran in
+    assert logged.run.info.artifact_uri.startswith((logged.root / "mlruns").as_uri())
+
+
+def test_logged_model_has_a_signature_and_predicts_an_image_array(logged, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    mlflow.set_tracking_uri(logged.uri)
+    uri = f"runs:/{logged.run.info.run_id}/model"
+    info = mlflow.models.get_model_info(uri)
+    inputs = info.signature.inputs.to_dict()
+    assert list(inputs[0]["tensor-spec"]["shape"]) == [-1, 32, 32, 3]
+    x = make_pairs(2, 32, seed=5)[0].astype(np.float32) / 255.0
+    pred = np.asarray(mlflow.pyfunc.load_model(uri).predict(x))
+    assert pred.shape == (2, 32, 32, 3)
+    expected = np.asarray(training.load_predictor(logged.root / "models" / "dense-f2s")(x, training=False))
+    np.testing.assert_allclose(pred, expected, atol=1e-5)
+
+
+# --- where the store is ---------------------------------------------------------
+
+def test_default_store_is_at_the_repo_root_also_from_a_queued_copy(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    queued = repo / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    queued.mkdir(parents=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(queued)
+    assert tracking.tracking_uri() == f"sqlite:///{repo.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # relative: to the repo, not the copy
+    assert tracking.tracking_uri() == f"sqlite:///{repo.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert tracking.tracking_uri() == "http://mlflow.example:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(repo))  # what DVC gives every stage, queued or not
+    assert tracking.tracking_uri() == f"sqlite:///{repo.resolve() / 'mlflow.db'}"
+
+    # a run started in the queued copy: store and artifacts in the repo
+    monkeypatch.delenv("DVC_ROOT")
+    monkeypatch.chdir(queued)
+    (queued / "note.txt").write_text("hi")
+    tracker = tracking.Tracker()
+    run_id = tracker.start("facesketch", "conv-f2s", {"model": "conv"})
+    tracker.log_artifact(queued / "note.txt")
+    tracker.end()
+    assert run_id and not tracker.not_logged
+    assert not (queued / "mlflow.db").exists() and not (queued / "mlruns").exists()
+    run = client(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith((repo.resolve() / "mlruns").as_uri())
+    assert list((repo / "mlruns").rglob("note.txt"))
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow sets it; the Tracker does not leave it behind
+
+
+def test_group_of_a_plain_repro_follows_params(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("optimizer: adam\n")
+    a = tracking.group_id()
+    assert a.startswith("repro-") and a == tracking.group_id()
+    (tmp_path / "params.yaml").write_text("optimizer: sgd\n")
+    assert tracking.group_id() != a
+    monkeypatch.setenv("DVC_EXP_NAME", EXP)
+    assert tracking.group_id() == EXP
+
+
+# --- a store that is unreachable, locked or lost: training finishes and says what was not logged
+
+@pytest.mark.parametrize("kind", ["sqlite-path-unusable", "server-down"])
+def test_unreachable_store_training_finishes_and_says_what_was_not_logged(kind, tmp_path, monkeypatch, capsys):
+    if kind == "sqlite-path-unusable":
+        (tmp_path / "a-file").write_text("not a folder")
+        uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    else:
+        uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    data = make_data(tmp_path)
+    t0 = time.time()
+    info = run_train(tmp_path, data)
+    assert (tmp_path / "models" / "dense-f2s" / "model.keras").exists()  # training finished
+    assert info["mlflow_run_id"] is None
+    err = capsys.readouterr().err
+    assert f"MLflow: dense-f2s is not logged: the store {uri} is unavailable" in err
+    summary = [line for line in err.splitlines() if "not logged for dense-f2s" in line]
+    assert len(summary) == 1 and uri in summary[0]
+    for what in ("the run", "params", "per-epoch metrics", "artifact history/dense-f2s.csv", "the model"):
+        assert what in summary[0]
+    evaluate("dense", "f2s", models_dir=tmp_path / "models", metrics_dir=tmp_path / "metrics",
+             predictions_dir=tmp_path / "predictions", processed_file=data[0], split_file=data[1])
+    assert "not logged for dense-f2s: test metrics" in capsys.readouterr().err
+    t_check = time.time()
+    with pytest.raises(tracking.StoreUnavailable):
+        tracking.check_store(uri)
+    assert time.time() - t_check < 10  # no minutes of retries
+
+
+def test_locked_store_is_reported_not_waited_on_forever(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.setattr(tracking, "LOCK_TIMEOUT_S", 0.5)
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        tracker = tracking.Tracker()
+        assert tracker.start("facesketch", "conv-f2s", {}) is None
+        tracker.log_params({"optimizer": "adam"})
+        tracker.log_metrics({"loss": 0.5}, step=1)
+        tracker.end()
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert "stayed locked" in err
+    assert "not logged for conv-f2s" in err and "the run; params; per-epoch metrics" in err
+    assert tracker.not_logged == ["the run", "params", "per-epoch metrics"]
+
+
+def test_store_lost_mid_run_stops_logging_and_lists_the_rest(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker = tracking.Tracker()
+    assert tracker.start("facesketch", "conv-f2s", {})
+    real = tracker._mlflow
+
+    class Gone:
+        def __getattr__(self, name):
+            def fail(*a, **k):
+                raise ConnectionError("Max retries exceeded with url: /api/2.0/mlflow/runs/log-batch")
+            return fail
+
+    tracker._mlflow = Gone()
+    tracker.log_metrics({"loss": 0.5}, step=1)
+    tracker.log_artifact(tmp_path / "history.csv", "history")  # not attempted: the store is gone
+    tracker.end()
+    assert real.active_run() is None  # abandoned: MLflow will not try to end it at exit
+    err = capsys.readouterr().err
+    assert tracker.not_logged == ["per-epoch metrics", "artifact history/history.csv", "the run's end (FINISHED; the next run of this experiment closes it)"]
+    assert "lost the connection" in err
+
+
+# --- a training that fails or is killed is never left RUNNING --------------------
+
+@pytest.mark.parametrize("where", ["during fit", "after fit"])
+def test_training_that_raises_is_marked_failed(where, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    if where == "during fit":
+        make = training._epoch_checkpoint_class
+
+        def failing_class():
+            class Failing(make()):
+                def on_epoch_end(self, epoch, logs=None):
+                    super().on_epoch_end(epoch, logs)
+                    raise RuntimeError("boom")
+            return Failing
+
+        monkeypatch.setattr(training, "_epoch_checkpoint_class", failing_class)
+    else:
+        def boom(model):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(training.registry, "predictor", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_train(tmp_path, make_data(tmp_path))
+    runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    import mlflow
+    assert mlflow.active_run() is None
+
+
+TRAIN_SCRIPT = """
+import sys; sys.path.insert(0, {tests!r})
+from conftest import tiny_params
+from facesketch.training import train
+train("dense", "f2s", tiny_params(epochs=200), processed_file={processed!r}, split_file={split!r},
+      models_dir={root!r} + "/models", history_dir={root!r} + "/history", checkpoint_root={root!r} + "/ckpt",
+      verbose=0)
+"""
+
+
+def start_training(root: Path, data, env) -> tuple[subprocess.Popen, Path]:
+    script = TRAIN_SCRIPT.format(tests=str(REPO / "tests"), processed=str(data[0]), split=str(data[1]), root=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+    state = root / "ckpt" / "dense-f2s" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and io.read_json(state).get("epochs_done", 0) >= 1:
+            return proc, state
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"training did not get going: {proc.communicate()[1][-3000:]}")
+
+
+def test_interrupted_training_is_killed_and_a_kill_9_is_closed_by_the_next_run(tmp_path, venv_env, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    venv_env["MLFLOW_TRACKING_URI"] = uri
+    data = make_data(tmp_path)
+
+    # SIGINT: what Ctrl-C and `dvc queue kill` send
+    proc, state = start_training(tmp_path / "a", data, venv_env)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    interrupted = io.read_json(state)["run_id"]
+    assert client(uri).get_run(interrupted).info.status == "KILLED", err[-2000:]
+
+    # SIGKILL: nothing runs in the process; the next run of the experiment closes it
+    proc, state = start_training(tmp_path / "b", data, venv_env)
+    proc.kill()
+    proc.wait()
+    killed = io.read_json(state)["run_id"]
+    assert client(uri).get_run(killed).info.status == "RUNNING"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker = tracking.Tracker()
+    tracker.start("facesketch", "conv-s2f", {})
+    tracker.end()
+    assert client(uri).get_run(killed).info.status == "KILLED"
+    assert client(uri).get_run(tracker.run_id).info.status == "FINISHED"
+
+
+PARALLEL_START = """
+import sys
+from facesketch import tracking
+if len(sys.argv) > 2:  # to see the race without the lock
+    import contextlib
+    tracking.store_lock = lambda uri: contextlib.nullcontext()
+tracker = tracking.Tracker()
+run_id = tracker.start("facesketch", "run-" + sys.argv[1], {})
+tracker.end()
+sys.exit(0 if run_id else 3)
+"""
+
+
+def test_experiments_starting_together_on_a_new_store_do_not_break_it(tmp_path, venv_env):
+    """Two queued experiments training at once both create the store: MLflow's migrations must not overlap."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    venv_env["MLFLOW_TRACKING_URI"] = uri
+    procs = [subprocess.Popen([sys.executable, "-c", PARALLEL_START, str(i)], env=venv_env,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in results), [err[-1500:] for _, err in results]
+    runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["run-0", "run-1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
