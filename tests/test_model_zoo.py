@@ -85,8 +85,10 @@ def test_conv_bn_is_the_conv_sequence_with_batchnorm_and_leaky_relu():
     assert conv_bn.layers[-1].activation.__name__ == "sigmoid"
     lrelu = next(l for l in conv_bn.layers if isinstance(l, keras.layers.LeakyReLU))
     assert lrelu.negative_slope == pytest.approx(0.2)
-    other = models.build("conv_bn", 32, {"conv_bn": {"alpha": 0.1}})
+    assert {l.momentum for l in conv_bn.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.9}
+    other = models.build("conv_bn", 32, {"conv_bn": {"alpha": 0.1, "momentum": 0.99}})
     assert next(l for l in other.layers if isinstance(l, keras.layers.LeakyReLU)).negative_slope == pytest.approx(0.1)
+    assert next(l for l in other.layers if isinstance(l, keras.layers.BatchNormalization)).momentum == 0.99
 
 
 # --- the conditional VAE ----------------------------------------------------
@@ -233,8 +235,9 @@ def run_train(tmp_path, tiny_data, name, tag="a", **overrides):
 
 @pytest.mark.parametrize("name,extra", [("vae", {"kl_loss", "reconstruction_loss"}),
                                         ("unet_gan", {"d_loss", "g_gan_loss", "g_l1_loss"})])
-def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra):
+def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra, capsys):
     info = run_train(tmp_path, tiny_data, name, epochs=2)
+    assert "was not logged" not in capsys.readouterr().err  # MLflow took the run, metrics and model
     assert info["epochs"] == 2 and info["image_size"] == 32
     assert info["predictor_parameters"] < info["parameters"]
     rows = list(csv.DictReader(open(tmp_path / "a" / "history" / f"{name}-f2s.csv")))

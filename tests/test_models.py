@@ -62,3 +62,27 @@ def test_unknown_model_setting_is_named():
 def test_image_size_must_be_a_multiple_of_32():
     with pytest.raises(ParamError, match="multiple of 32"):
         models.build("conv", 48)
+
+
+# --- the output bias starts at the targets' mean colour ----------------------
+
+@pytest.mark.parametrize("name", ["conv", "conv_bn", "dense"])
+def test_output_bias_starts_at_the_training_targets_mean(name):
+    from facesketch.models import blocks
+
+    targets = np.zeros((2, 32, 32, 3), np.float32)
+    targets[..., 0], targets[..., 1], targets[..., 2] = 0.9, 0.5, 0.2
+    model = models.build(name, 32, {name: {"size": 16}} if name == "dense" else None)
+    models.module(name).prepare(model, None, targets, models.config(name, {"dense": {"size": 16}}))
+    bias = model.layers[-1].bias if name != "dense" else model.layers[-2].bias
+    expected = np.log(np.array([0.9, 0.5, 0.2]) / (1 - np.array([0.9, 0.5, 0.2])))
+    np.testing.assert_allclose(np.asarray(bias).reshape(-1, 3), np.broadcast_to(expected, (bias.shape[0] // 3, 3)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_output_bias_zero_keeps_keras_default_and_bad_values_are_named():
+    zero = models.build("conv", 32, {"conv": {"output_bias": "zero"}})
+    models.module("conv").prepare(zero, None, np.full((1, 32, 32, 3), 0.9, np.float32), {"output_bias": "zero"})
+    assert not np.asarray(zero.layers[-1].bias).any()
+    with pytest.raises(ParamError, match=r"conv\.output_bias='mean'.*target_mean, zero"):
+        models.build("conv", 32, {"conv": {"output_bias": "mean"}})

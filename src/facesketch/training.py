@@ -185,6 +185,8 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     size = x.shape[1]
 
     model = registry.build(model_name, size, params)
+    if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
+        mod.prepare(model, x, y, cfg)
     getattr(mod, "compile_model", compile_model)(model, training, cfg)
 
     name = f"{model_name}-{task}"

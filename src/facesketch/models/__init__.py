@@ -6,6 +6,8 @@ Adding a model is one new module in this package plus one line in
 - ``DEFAULTS``: its own settings (overridable under its name in params.yaml);
 - ``build(image_size, cfg) -> keras.Model``: inputs and outputs are
   ``image_size x image_size x 3`` floats in [0, 1];
+- optionally ``prepare(model, inputs, targets, cfg)``: data-dependent
+  initialisation before training (e.g. the output bias at the targets' mean);
 - optionally ``compile_model(model, training, cfg)``: for models with their
   own optimizers or losses (the GAN); otherwise the shared one in
   :mod:`facesketch.training` applies ``optimizer``, ``learning_rate`` and

@@ -11,9 +11,9 @@ import keras
 from keras import layers
 
 from ..errors import ParamError
-from .blocks import image_input
+from .blocks import check_output_bias, image_input, init_output_bias
 
-DEFAULTS = {"size": 256, "latent_dim": 32}
+DEFAULTS = {"size": 256, "latent_dim": 32, "output_bias": "target_mean"}
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:
@@ -22,6 +22,7 @@ def build(image_size: int, cfg: dict) -> keras.Model:
         raise ParamError(f"params.yaml: dense.size={size} is not valid; expected a multiple of 8, at least 8")
     if latent < 1:
         raise ParamError(f"params.yaml: dense.latent_dim={latent} is not valid; expected >= 1")
+    check_output_bias("dense", cfg["output_bias"])
     widths = (size, size // 2, size // 4, size // 8)
     inputs = image_input(image_size)
     x = layers.Flatten()(inputs)
@@ -33,3 +34,7 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     x = layers.Dense(image_size * image_size * 3, activation="sigmoid")(x)
     outputs = layers.Reshape((image_size, image_size, 3), name="output")(x)
     return keras.Model(inputs, outputs, name="dense")
+
+
+def prepare(model: keras.Model, inputs, targets, cfg: dict) -> None:
+    init_output_bias(model, targets, cfg["output_bias"])  # as conv (see blocks.init_output_bias)
