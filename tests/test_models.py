@@ -68,7 +68,6 @@ def test_image_size_must_be_a_multiple_of_32():
 
 @pytest.mark.parametrize("name", ["conv", "conv_bn", "dense"])
 def test_output_bias_starts_at_the_training_targets_mean(name):
-    from facesketch.models import blocks
 
     targets = np.zeros((2, 32, 32, 3), np.float32)
     targets[..., 0], targets[..., 1], targets[..., 2] = 0.9, 0.5, 0.2

@@ -1,107 +1,133 @@
-"""The real DVC pipeline in a temporary git repo, on tiny settings.
+"""The real DVC pipeline in a temporary git repo, on tiny settings, as a user drives it.
 
-Runs `dvc repro`, checks every output and MLflow run, then that nothing
-re-runs, and that `dvc exp run -S optimizer=rmsprop` re-runs only
-train/evaluate/report and `dvc metrics diff` compares the two.
+One project, one story (each stage starts TensorFlow, so runs are shared):
+- `dvc repro`: every stage runs; metrics for every model x task, the report
+  (checked cell by cell against the metrics), the grid, one FINISHED MLflow
+  run per model x task; `dvc plots show` draws loss and val_loss per history.
+- a second `dvc repro` runs nothing;
+- `dvc exp run -S optimizer=rmsprop` re-runs only train/evaluate/report;
+  `dvc metrics diff` shows mae/psnr/ssim; `dvc exp show` = metrics/*.json =
+  the MLflow runs tagged with the experiment; an `mlflow server` on the
+  repo's store returns them over REST, and `mlflow models predict` runs a
+  logged model.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
+import time
 
+import numpy as np
 import pytest
-import yaml
 
-from conftest import REPO
+from e2e_helpers import (MODELS, clean_env, experiments, make_project, mlflow_test_metrics, numeric, rest_runs, sh,
+                         stages_run, start_server, stop_server, store)
+from test_report import check_report
 
 pytestmark = pytest.mark.slow
 
-MODELS = ["dense", "conv"]
 TASKS = ["f2s", "s2f"]
-
-
-def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    out = res.stdout + res.stderr
-    if check and res.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{out[-4000:]}")
-    return out
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def make_project(root: Path, env: dict, **param_overrides) -> Path:
-    """A fresh git + DVC repo holding the project's pipeline definition and code."""
-    proj = root / "proj"
-    proj.mkdir()
-    for item in ("dvc.yaml", "stages", "src", ".gitignore"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, proj / item,
-                                                             **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params.update(epochs=2, batch_size=8, image_size=32, models=MODELS)
-    params["data"]["source"] = "synthetic"
-    params["data"]["synthetic"]["count"] = 20
-    params["split"]["protocol"] = "random"
-    params["report"]["grid_pairs"] = 2
-    for k, v in param_overrides.items():
-        params[k] = v
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (proj / "data").mkdir(exist_ok=True)
-    sh(["git", "init", "-q"], proj, env)
-    sh(["dvc", "init", "-q"], proj, env)
-    sh(["git", "add", "-A"], proj, env)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], proj, env)
-    return proj
+EPOCHS = 2
+COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm"]
 
 
 def test_pipeline_end_to_end(tmp_path, venv_env):
-    proj = make_project(tmp_path, venv_env)
+    env = clean_env(venv_env)
+    proj = make_project(tmp_path, env, epochs=EPOCHS)
 
-    out = sh(["dvc", "repro"], proj, venv_env)
-    ran = stages_run(out)
+    out = sh(["dvc", "repro"], proj, env)
     expected = {"fetch", "preprocess", "split", "report"} | {f"train@{m}-{t}" for m in MODELS for t in TASKS} \
         | {f"evaluate@{m}-{t}" for m in MODELS for t in TASKS} | {f"baselines@{t}" for t in TASKS}
-    assert expected <= ran, ran
+    assert expected <= stages_run(out), out[-3000:]
 
-    import json
     for m in MODELS:
         for t in TASKS:
             metrics = json.loads((proj / "metrics" / f"{m}-{t}.json").read_text())
             assert 0 < metrics["mae"] < 1 and 0 < metrics["ssim"] <= 1 and metrics["psnr"] > 0
-            assert (proj / "metrics" / "history" / f"{m}-{t}.csv").exists()
-    report = (proj / "reports" / "report.md").read_text()
-    for m in MODELS:
-        assert f"**{m}**" in report
+    check_report(proj / "reports", proj / "metrics", MODELS, TASKS)
     assert (proj / "reports" / "grid.png").stat().st_size > 1000
 
-    from mlflow.tracking import MlflowClient
-    client = MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("facesketch")
+    client, exp = store(proj)
     runs = client.search_runs([exp.experiment_id])
     assert sorted(r.data.tags["mlflow.runName"] for r in runs) == sorted(f"{m}-{t}" for m in MODELS for t in TASKS)
     assert all(r.info.status == "FINISHED" and "test_ssim" in r.data.metrics for r in runs)
 
+    # `dvc plots show`: one chart per history file (a stage-level plot as well would add a second), both curves
+    sh(["dvc", "plots", "show"], proj, env)
+    index = (proj / "dvc_plots" / "index.html").read_text()
+    specs = [json.loads(s) for s in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", index, re.S)]
+    assert sorted(s["title"]["text"] for s in specs) == sorted(f"metrics/history/{m}-{t}.csv"
+                                                               for m in MODELS for t in TASKS)
+    for spec in specs:
+        assert {v["field"] for v in spec["data"]["values"]} == {"loss", "val_loss"}
+        assert {v["epoch"] for v in spec["data"]["values"]} == {str(e + 1) for e in range(EPOCHS)}
+
     # nothing changed: nothing runs
-    sh(["git", "add", "-A"], proj, venv_env)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline run"], proj, venv_env)
-    assert stages_run(sh(["dvc", "repro"], proj, venv_env)) == set()
+    sh(["git", "add", "-A"], proj, env)
+    sh([*COMMIT, "baseline run"], proj, env)
+    head = sh(["git", "rev-parse", "HEAD"], proj, env).strip()
+    assert stages_run(sh(["dvc", "repro"], proj, env)) == set()
 
     # an optimizer change re-runs training and what follows, nothing before it
-    out = sh(["dvc", "exp", "run", "-S", "optimizer=rmsprop"], proj, venv_env)
-    ran = stages_run(out)
+    t0 = time.time()
+    ran = stages_run(sh(["dvc", "exp", "run", "-S", "optimizer=rmsprop"], proj, env))
+    print(f"dvc exp run: {time.time() - t0:.0f} s")
     assert {s.split("@")[0] for s in ran} == {"train", "evaluate", "report"}, ran
 
-    diff = sh(["dvc", "metrics", "diff"], proj, venv_env)
+    diff = sh(["dvc", "metrics", "diff"], proj, env)
     for m in MODELS:
         for t in TASKS:
             assert f"metrics/{m}-{t}.json" in diff
     for col in ("mae", "psnr", "ssim"):
         assert re.search(rf"\b{col}\b", diff)
+
+    # DVC's experiment, metrics/*.json and MLflow tell the same story
+    exps = experiments(proj, env)
+    assert len(exps) == 1, exps
+    name, dvc_exp = next(iter(exps.items()))  # the name DVC made up
+    assert dvc_exp["params"]["optimizer"] == "rmsprop"
+    on_disk = {f"{m}-{t}": json.loads((proj / "metrics" / f"{m}-{t}.json").read_text()) for m in MODELS for t in TASKS}
+    for key, metrics in on_disk.items():
+        assert numeric(dvc_exp["metrics"][key]) == numeric(metrics)
+
     runs = client.search_runs([exp.experiment_id], "params.optimizer = 'rmsprop'")
-    assert len(runs) == len(MODELS) * len(TASKS)
+    assert sorted((r.data.tags["model"], r.data.tags["task"]) for r in runs) == sorted(
+        (m, t) for m in MODELS for t in TASKS)
+    for r in runs:
+        key = f"{r.data.tags['model']}-{r.data.tags['task']}"
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["dvc_experiment"] == name and r.data.tags["pipeline_run"] == name
+        assert r.data.tags["git_commit"] == head and r.data.tags["data_source"] == "synthetic"
+        assert r.data.tags["mlflow.runName"] == f"{name}/{key}"
+        assert {f"test_{k}": v for k, v in numeric(on_disk[key]).items()} == \
+            {k: v for k, v in r.data.metrics.items() if k.startswith("test_")}
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "val_loss")] == list(range(1, EPOCHS + 1))
+        assert r.info.artifact_uri.startswith((proj / "mlruns").as_uri())
+        assert {"test_samples.png", "history", "per_image"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
+
+    # the same runs through a tracking server's REST API
+    t0 = time.time()
+    server, url = start_server(proj / "mlflow.db", tmp_path, env)
+    print(f"mlflow server up: {time.time() - t0:.0f} s")
+    try:
+        rest = rest_runs(url, f"params.optimizer = 'rmsprop' and tags.pipeline_run = '{name}'")
+        assert len(rest) == len(MODELS) * len(TASKS)
+        for r in rest:
+            key = f"{r['tags']['model']}-{r['tags']['task']}"
+            assert r["params"]["optimizer"] == "rmsprop" and r["info"]["status"] == "FINISHED"
+            assert mlflow_test_metrics(r) == numeric(on_disk[key])
+
+        # `mlflow models predict` runs a logged model (found through the server) on an image array
+        run_id = next(r["info"]["run_id"] for r in rest if r["tags"]["model"] == "conv" and r["tags"]["task"] == "f2s")
+        x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+        (tmp_path / "input.json").write_text(json.dumps({"inputs": x.tolist()}))
+        t0 = time.time()
+        sh(["mlflow", "models", "predict", "-m", f"runs:/{run_id}/model", "-i", str(tmp_path / "input.json"),
+            "-o", str(tmp_path / "output.json"), "--env-manager", "local"], tmp_path,
+           {**env, "MLFLOW_TRACKING_URI": url})
+        print(f"mlflow models predict: {time.time() - t0:.0f} s")
+        pred = np.asarray(json.loads((tmp_path / "output.json").read_text())["predictions"])
+        assert pred.shape == (2, 32, 32, 3) and 0 <= pred.min() and pred.max() <= 1
+    finally:
+        stop_server(server)

@@ -1,16 +1,15 @@
-"""The report stage: the Table III builder, the self-contained HTML, and (slow)
-a real tiny pipeline whose report and `dvc plots show` output are checked."""
+"""The report stage: the Table III builder and the self-contained HTML.
+
+``check_report`` is also applied to a real pipeline's report in test_pipeline_e2e."""
 
 from __future__ import annotations
 
 import json
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from conftest import make_pairs
 from facesketch import io
@@ -183,26 +182,3 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     svg = (tmp_path / "reports/loss-curves.svg").read_text()
     assert svg.startswith("<svg xmlns=") and svg.count("<polyline") == 2 * len(MODELS) * len(TASKS)
 
-
-# ---------------------------------------------------------------- a real tiny pipeline (slow)
-
-@pytest.mark.slow
-def test_pipeline_report_and_dvc_plots(tmp_path, venv_env):
-    from test_pipeline_e2e import make_project, sh
-
-    proj = make_project(tmp_path, venv_env, models=["conv"], epochs=1)
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["data"]["synthetic"]["count"] = 16
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-    sh(["dvc", "repro"], proj, venv_env)
-    check_report(proj / "reports", proj / "metrics", ["conv"], TASKS)
-
-    sh(["dvc", "plots", "show"], proj, venv_env)
-    index = (proj / "dvc_plots" / "index.html").read_text()
-    specs = [json.loads(s) for s in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", index, re.S)]
-    # one chart per history file (a stage-level plot as well would add a second one), with both curves
-    assert sorted(s["title"]["text"] for s in specs) == [f"metrics/history/conv-{t}.csv" for t in TASKS]
-    for spec in specs:
-        assert {v["field"] for v in spec["data"]["values"]} == {"loss", "val_loss"}
-        assert {v["epoch"] for v in spec["data"]["values"]} == {"1"}

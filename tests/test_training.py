@@ -1,15 +1,12 @@
 """Real Keras training on tiny data: outputs, determinism, resume after kill -9."""
 
 import csv
-import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 
 from facesketch import io
