@@ -313,11 +313,13 @@ def test_training_that_raises_is_marked_failed(where, tmp_path, monkeypatch):
     assert mlflow.active_run() is None
 
 
+# Far more epochs than can finish: the signal must always land mid-training (at 32 px, 200 epochs
+# of the tiny dense model once finished before the SIGINT arrived on a busy machine).
 TRAIN_SCRIPT = """
 import sys; sys.path.insert(0, {tests!r})
 from conftest import tiny_params
 from facesketch.training import train
-train("dense", "f2s", tiny_params(epochs=200), processed_file={processed!r}, split_file={split!r},
+train("dense", "f2s", tiny_params(epochs=100_000), processed_file={processed!r}, split_file={split!r},
       models_dir={root!r} + "/models", history_dir={root!r} + "/history", checkpoint_root={root!r} + "/ckpt",
       verbose=0)
 """
