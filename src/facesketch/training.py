@@ -156,6 +156,9 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     """Train ``model_name`` on ``task``; returns the info written to ``models/<name>-<task>/info.json``."""
     tracker = tracking.Tracker()
     old_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Ctrl-C / `dvc queue kill` send SIGINT; a parent that ignores it (e.g. a pytest-xdist worker)
+    # passes SIG_IGN on and Python then installs no KeyboardInterrupt handler: install it ourselves.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _train(tracker, model_name, task, params, processed_file=processed_file, split_file=split_file,
                       models_dir=models_dir, history_dir=history_dir, checkpoint_root=checkpoint_root,
@@ -168,6 +171,7 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[str, Any], *,
