@@ -227,22 +227,15 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     if initial_epoch:
         print(f"{name}: resuming from checkpoint after epoch {initial_epoch}/{training['epochs']}", file=sys.stderr)
 
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
+    try:  # signals and the MLflow run's end status are handled once, in train()
         if initial_epoch < training["epochs"]:
             model.fit(x, y, batch_size=training["batch_size"], epochs=training["epochs"],
                       initial_epoch=initial_epoch, validation_data=validation, shuffle=True,
                       callbacks=[ckpt], verbose=verbose)
     except (KeyboardInterrupt, _Interrupted):
-        tracker.end("KILLED")
         print(f"{name}: interrupted; the next `dvc repro` resumes after epoch {state.get('epochs_done', 0)}",
               file=sys.stderr)
         raise
-    except BaseException:
-        tracker.end("FAILED")
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
 
     predictor = registry.predictor(model)
     out_dir = Path(models_dir) / name
