@@ -63,6 +63,8 @@ def tiny_params(**overrides) -> dict:
 
     params = load_params(REPO / "params.yaml")
     params.update(epochs=2, batch_size=4, image_size=32, learning_rate=0.001, seed=1)
+    # a resumable checkpoint after every epoch: the kill/resume tests need one at once
+    params["runtime"] = {**params.get("runtime", {}), "checkpoint_seconds": 0}
     params.update(overrides)
     return params
 

@@ -54,6 +54,26 @@ def test_same_seed_gives_same_model(tmp_path, tiny_data):
     assert a["final"] != c["final"]
 
 
+def test_two_seeded_runs_give_identical_weights_with_onednn_on(tmp_path, tiny_data, capsys):
+    import os
+
+    import keras
+    import numpy as np
+
+    assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"  # TensorFlow's fast default kernels
+    infos, weights = [], []
+    for tag in ("a", "b"):
+        infos.append(run_train(tmp_path, tiny_data, model="conv_bn", tag=tag, epochs=2))
+        model = keras.models.load_model(tmp_path / tag / "models" / "conv_bn-f2s" / "model.keras", compile=False)
+        weights.append(model.get_weights())
+    assert len(weights[0]) == len(weights[1]) > 10
+    for wa, wb in zip(*weights):
+        np.testing.assert_array_equal(wa, wb)  # bit for bit, not merely close
+    assert infos[0]["final"] == infos[1]["final"]
+    err = capsys.readouterr().err  # the time estimate, once per run
+    assert err.count("conv_bn-f2s: ") >= 2 and "images/s here; this stage needs about" in err
+
+
 def test_killed_training_resumes_at_the_last_finished_epoch(tmp_path, tiny_data, venv_env, mlflow_store):
     processed, split_file = tiny_data
     ckpt = tmp_path / "a" / "ckpt"

@@ -19,6 +19,9 @@ PARAMS_FILE = "params.yaml"
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("mae", "bce", "mse")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("auto", "none", "mirrored")
+RUNTIME_DEFAULTS = {"jit_compile": "auto", "precision": "auto", "distribute": "auto", "checkpoint_seconds": 30}
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
@@ -87,3 +90,31 @@ def task(name: str) -> str:
     from . import TASKS
 
     return choice("task", name, TASKS)
+
+
+def runtime(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``runtime:`` section, checked: how training runs (XLA, precision, devices, checkpointing).
+
+    Missing keys take ``RUNTIME_DEFAULTS``. ``jit_compile``: auto (Keras: XLA on GPUs, not on CPUs),
+    true or false; ``precision``: auto (mixed_float16 on a GPU, float32 on CPUs) or a Keras dtype
+    policy; ``distribute``: auto, none or mirrored (see tf_runtime.strategy); ``checkpoint_seconds``:
+    the least time between two resumable checkpoints (0: after every epoch).
+    """
+    cfg = params.get("runtime") or {}
+    if not isinstance(cfg, dict):
+        raise ParamError("params.yaml: runtime: expected a mapping (jit_compile, precision, distribute, "
+                         "checkpoint_seconds)")
+    unknown = set(cfg) - set(RUNTIME_DEFAULTS)
+    if unknown:
+        raise ParamError(f"params.yaml: runtime.{sorted(unknown)[0]} is not a known setting; "
+                         f"expected: {', '.join(RUNTIME_DEFAULTS)}")
+    cfg = {**RUNTIME_DEFAULTS, **cfg}
+    if cfg["jit_compile"] not in ("auto", True, False):
+        raise ParamError(f"params.yaml: runtime.jit_compile={cfg['jit_compile']!r} is not valid; "
+                         "expected auto, true or false")
+    return {
+        "jit_compile": cfg["jit_compile"],
+        "precision": choice("runtime.precision", cfg["precision"], PRECISIONS),
+        "distribute": choice("runtime.distribute", cfg["distribute"], DISTRIBUTE),
+        "checkpoint_seconds": float(number("runtime.checkpoint_seconds", cfg["checkpoint_seconds"], minimum=0)),
+    }

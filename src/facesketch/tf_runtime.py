@@ -1,4 +1,4 @@
-"""Import TensorFlow/Keras quietly and set up deterministic CPU maths.
+"""Import TensorFlow/Keras quietly; seeds, distribution strategy, precision.
 
 TensorFlow's C++ layer writes start-up notes straight to file descriptor 2
 ("Could not find cuda drivers...", absl's pre-init warning) before any Python
@@ -6,15 +6,23 @@ logging setting applies. We silence fd 2 only while TensorFlow imports and
 initialises its devices; anything printed afterwards (real errors, Keras
 progress bars) reaches the terminal as usual. Set FACESKETCH_TF_VERBOSE=1 to
 see everything.
+
+The distribution strategy is chosen here, at initialisation, because
+TensorFlow's multi-worker runtime must be configured before the first op
+runs: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more than one
+worker, ``MirroredStrategy`` when more than one GPU is visible (or when asked
+for, e.g. over logical CPU devices), else TensorFlow's default strategy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
 _READY = False
+_STRATEGY = None
 
 
 @contextlib.contextmanager
@@ -35,14 +43,31 @@ def _quiet_fd2():
         os.close(devnull)
 
 
+def cluster_workers() -> int:
+    """How many workers ``TF_CONFIG`` names (0 when unset)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except (ValueError, AttributeError) as exc:
+        from .errors import ParamError
+
+        raise ParamError(f"TF_CONFIG: not valid JSON with a 'cluster' mapping ({exc})") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
 def init(seed: int | None = None) -> None:
     """Import and initialise TensorFlow once; seed every RNG when ``seed`` is given."""
-    global _READY
+    global _READY, _STRATEGY
     if not _READY:
         with _quiet_fd2():
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")
+            if cluster_workers() > 1:
+                # must exist before any op runs (collective ops are configured at start-up)
+                _STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
             tf.config.list_physical_devices()
             tf.constant(0.0)  # forces device initialisation, which prints again
         _READY = True
@@ -51,5 +76,57 @@ def init(seed: int | None = None) -> None:
         import tensorflow as tf
 
         keras.utils.set_random_seed(seed)
-        # Same params and seed give the same weights and metrics on CPU.
+        # Same params and seed give the same weights and metrics on one machine.
         tf.config.experimental.enable_op_determinism()
+
+
+def gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices("GPU")
+
+
+def strategy(kind: str = "auto"):
+    """The ``tf.distribute`` strategy to train under (see the module doc).
+
+    ``kind``: ``auto`` (the rule above), ``none`` (TensorFlow's default
+    strategy, one device; TF_CONFIG's multi-worker strategy still applies, it
+    was fixed at start-up), ``mirrored`` (MirroredStrategy over every GPU, or
+    every logical CPU device when there is no GPU).
+    """
+    global _STRATEGY
+    init()
+    import tensorflow as tf
+
+    if _STRATEGY is not None:
+        return _STRATEGY
+    if kind == "mirrored" or (kind == "auto" and len(gpus()) > 1):
+        devices = [d.name for d in (gpus() or tf.config.list_logical_devices("CPU"))]
+        _STRATEGY = tf.distribute.MirroredStrategy(devices=devices)
+        return _STRATEGY
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Whether this process writes outputs: always, except the non-chief workers of a TF_CONFIG cluster."""
+    if cluster_workers() <= 1:
+        return True
+    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = bool(json.loads(os.environ["TF_CONFIG"]).get("cluster", {}).get("chief"))
+    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
+def task_index() -> int:
+    """This process's index in TF_CONFIG's cluster (0 without one)."""
+    if not os.environ.get("TF_CONFIG"):
+        return 0
+    return int(json.loads(os.environ["TF_CONFIG"]).get("task", {}).get("index", 0))
+
+
+def precision_policy(precision: str = "auto") -> str:
+    """The Keras dtype policy name: ``auto`` is mixed_float16 on a GPU, float32 on the CPU."""
+    if precision == "auto":
+        return "mixed_float16" if gpus() else "float32"
+    return precision
+

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, io, tf_runtime
+from . import __version__, estimate, io, tf_runtime
 from . import models as registry
 from . import params as P
 from . import tracking
@@ -56,10 +56,31 @@ def make_loss(name: str):
     }[name]
 
 
-def compile_model(model, training: dict[str, Any], cfg: dict[str, Any]) -> None:
+def compile_model(model, training: dict[str, Any], cfg: dict[str, Any], jit_compile="auto") -> None:
     """The shared compile: ``optimizer``, ``learning_rate`` and ``loss`` from params.yaml."""
     model.compile(optimizer=make_optimizer(training["optimizer"], training["learning_rate"]),
-                  loss=make_loss(training["loss"]))
+                  loss=make_loss(training["loss"]), jit_compile=jit_compile)
+
+
+def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None = None):
+    """The training input path as ``tf.data``: uint8 pairs cached in memory, shuffled each
+    epoch (seeded), batched, scaled to [0, 1] floats on the fly and prefetched, so the
+    model never waits on Python between steps.
+
+    Scaling after batching is one vectorised op per batch; its floats are bit-identical
+    to ``dataset.to_float`` (the same float32 division).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # in-memory data: each worker of a multi-worker cluster takes its share of every batch
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def file_digest(path: Path) -> str:
@@ -98,11 +119,16 @@ def _epoch_checkpoint_class():
         (losing its state), so we do both ourselves.
         """
 
-        def __init__(self, ckpt_dir: Path, state: dict[str, Any], history: list[dict], tracker: tracking.Tracker):
+        def __init__(self, ckpt_dir: Path, state: dict[str, Any], history: list[dict], tracker: tracking.Tracker,
+                     every_seconds: float = 0.0, epochs: int = 0):
             super().__init__()
             self.ckpt_dir, self.state, self.history, self.tracker = ckpt_dir, state, history, tracker
             self.weights_file = ckpt_dir / "last.weights.h5"
-            self._t0 = time.time()
+            # Saving weights and optimizer state costs about as much as a few steps: on a fast
+            # device with small epochs, after every epoch it would dominate. Save when this long
+            # has passed since the last save (a kill loses at most that much work).
+            self.every_seconds, self.epochs = every_seconds, epochs
+            self._t0 = self._saved_at = time.time()
 
         def restore(self, model) -> int:
             """Load the last finished epoch into ``model``; return the epoch to start from."""
@@ -120,12 +146,15 @@ def _epoch_checkpoint_class():
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             self.history.append(row)
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + time.time() - self._t0
+            self._t0 = time.time()
+            if epoch + 1 >= self.epochs or time.time() - self._saved_at < self.every_seconds:
+                return  # the last epoch needs no resume point: training is about to finish
             with io.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
                 self.model.save_weights(tmp)
-            self.state.update(epochs_done=epoch + 1, history=self.history,
-                              train_seconds=self.state.get("train_seconds", 0.0) + time.time() - self._t0)
-            self._t0 = time.time()
+            self.state.update(epochs_done=epoch + 1, history=self.history)
             io.write_json(self.ckpt_dir / "state.json", self.state)
+            self._saved_at = time.time()
 
     return EpochCheckpoint
 
@@ -179,23 +208,33 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
            checkpoint_root: Path, verbose: int | str) -> dict[str, Any]:
     P.task(task)
     training = P.training(params)
+    runtime = P.runtime(params)
     cfg = registry.config(model_name, params)
     mod = registry.module(model_name)
     tf_runtime.init(training["seed"])
+    import keras
 
     train_set, val_set = load_task(task, "train", processed_file, split_file), load_task(task, "val", processed_file, split_file)
-    x, y = to_float(train_set.inputs), to_float(train_set.targets)
-    validation = (to_float(val_set.inputs), to_float(val_set.targets)) if val_set.ids else None
-    size = x.shape[1]
-
-    model = registry.build(model_name, size, params)
-    if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
-        mod.prepare(model, x, y, cfg)
-    getattr(mod, "compile_model", compile_model)(model, training, cfg)
+    size = train_set.inputs.shape[1]
+    chief = tf_runtime.is_chief()
+    strategy = tf_runtime.strategy(runtime["distribute"])
+    policy = tf_runtime.precision_policy(runtime["precision"])
+    keras.mixed_precision.set_dtype_policy(policy)  # set every time: one process may train several models
+    with strategy.scope():
+        model = registry.build(model_name, size, params)
+        if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
+            mod.prepare(model, to_float(train_set.inputs), to_float(train_set.targets), cfg)
+        getattr(mod, "compile_model", compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"])
+    train_data = make_dataset(train_set.inputs, train_set.targets, training["batch_size"], shuffle_seed=training["seed"])
+    val_data = make_dataset(val_set.inputs, val_set.targets, training["batch_size"]) if val_set.ids else None
 
     name = f"{model_name}-{task}"
-    fp = fingerprint(model_name, task, training, cfg, [processed_file, split_file])
+    # jit_compile and precision change the arithmetic; the device layout and checkpoint interval do not
+    fp = fingerprint(model_name, task, {**training, "jit_compile": runtime["jit_compile"], "precision": policy},
+                     cfg, [processed_file, split_file])
     ckpt_dir = Path(checkpoint_root) / name
+    if not chief:  # a non-chief worker of a cluster: its own scratch space, no MLflow run, no outputs
+        ckpt_dir = ckpt_dir / f"worker-{tf_runtime.task_index()}"
     state_file = ckpt_dir / "state.json"
     state: dict[str, Any] = io.read_json(state_file) if state_file.exists() else {}
     if state.get("fingerprint") != fp:
@@ -210,43 +249,55 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     resumed_from = int(state.get("epochs_done", 0))
-    tracker.start(str(params.get("mlflow", {}).get("experiment", "facesketch")), name, tags,
-                  resume_run_id=state.get("run_id") if resumed_from else None)
+    if chief:
+        tracker.start(str(params.get("mlflow", {}).get("experiment", "facesketch")), name, tags,
+                      resume_run_id=state.get("run_id") if resumed_from else None)
     state["run_id"] = tracker.run_id
     io.write_json(state_file, state)
-    logged_params = {**training, **{f"{model_name}.{k}": v for k, v in cfg.items()},
+    logged_params = {**training, **{f"runtime.{k}": v for k, v in runtime.items()}, "precision_policy": policy,
+                     "replicas": strategy.num_replicas_in_sync,
+                     **{f"{model_name}.{k}": v for k, v in cfg.items()},
                      **{f"split.{k}": v for k, v in params.get("split", {}).items()},
                      **tracking.data_params(params),
                      "model": model_name, "task": task, "n_train": len(train_set.ids), "n_val": len(val_set.ids)}
-    if not tracker.resumed:
+    if chief and not tracker.resumed:
         tracker.log_params(logged_params)
 
     history: list[dict] = list(state.get("history", []))
-    ckpt = _epoch_checkpoint_class()(ckpt_dir, state, history, tracker)
+    ckpt = _epoch_checkpoint_class()(ckpt_dir, state, history, tracker, every_seconds=runtime["checkpoint_seconds"],
+                                     epochs=training["epochs"])
     initial_epoch = ckpt.restore(model)
     if initial_epoch:
         print(f"{name}: resuming from checkpoint after epoch {initial_epoch}/{training['epochs']}", file=sys.stderr)
+    callbacks = [ckpt]
+    if chief:
+        callbacks.append(estimate.callback(
+            name, len(train_set.ids), training["epochs"], initial_epoch, size, batch_size=training["batch_size"],
+            others=lambda: _pending_others(params, model_name, name, size, Path(models_dir))))
 
     try:  # signals and the MLflow run's end status are handled once, in train()
         if initial_epoch < training["epochs"]:
-            model.fit(x, y, batch_size=training["batch_size"], epochs=training["epochs"],
-                      initial_epoch=initial_epoch, validation_data=validation, shuffle=True,
-                      callbacks=[ckpt], verbose=verbose)
+            model.fit(train_data, epochs=training["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
+                      callbacks=callbacks, verbose=verbose)
     except (KeyboardInterrupt, _Interrupted):
         print(f"{name}: interrupted; the next `dvc repro` resumes after epoch {state.get('epochs_done', 0)}",
               file=sys.stderr)
         raise
 
     predictor = registry.predictor(model)
-    out_dir = Path(models_dir) / name
     info = {
         "model": model_name, "task": task, "image_size": int(size),
         "parameters": int(model.count_params()), "predictor_parameters": int(predictor.count_params()),
         "epochs": training["epochs"], "train_seconds": round(float(state.get("train_seconds", 0.0)), 2),
-        "resumed_from_epoch": resumed_from, "training": training, "config": cfg,
-        "mlflow_run_id": tracker.run_id, "n_train": len(train_set.ids), "n_val": len(val_set.ids),
+        "resumed_from_epoch": resumed_from, "training": training, "runtime": {**runtime, "precision_policy": policy,
+                                                                             "replicas": strategy.num_replicas_in_sync},
+        "config": cfg, "mlflow_run_id": tracker.run_id, "n_train": len(train_set.ids), "n_val": len(val_set.ids),
         "final": history[-1] if history else {},
     }
+    if not chief:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return info
+    out_dir = Path(models_dir) / name
     with io.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
         io.write_json(tmp / INFO_FILE, info)
@@ -254,10 +305,33 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     io.write_text(history_file, history_csv(history))
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
     tracker.log_artifact(history_file, "history")
-    tracker.log_model(predictor, x[:1])
+    tracker.log_model(predictor, to_float(train_set.inputs[:1]))
     tracker.end("FINISHED")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: nothing left to resume
     return info
+
+
+def _finished(training_params: dict[str, Any]):
+    """Whether a model folder holds a model trained with these training settings."""
+    def done(model_dir: Path) -> bool:
+        try:
+            info = io.read_json(model_dir / INFO_FILE)
+        except (OSError, ValueError):
+            return False
+        return info.get("training") == training_params and (model_dir / MODEL_FILE).exists()
+    return done
+
+
+def _pending_others(params: dict[str, Any], model_name: str, name: str, size: int, models_dir: Path):
+    """The estimate's other stages: the matrix's train stages without a finished model, with relative FLOPs."""
+    models, tasks = params.get("models") or [], params.get("tasks") or []
+    try:
+        pending = estimate.pending_stages([m for m in models if m in registry.REGISTRY], list(tasks), name,
+                                          models_dir, _finished(P.training(params)))
+        return estimate.relative_flops(pending, model_name, size, params)
+    except Exception as exc:  # noqa: BLE001 - an estimate must never stop training
+        print(f"{name}: (no estimate for the other stages: {exc})", file=sys.stderr)
+        return []
 
 
 def load_predictor(model_dir: Path):

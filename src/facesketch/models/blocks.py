@@ -65,8 +65,29 @@ def init_output_bias(model: keras.Model, targets, how: str) -> None:
 
 
 def image_output(x, name: str = "output"):
-    """Final 3-channel 3x3 conv with a sigmoid, so outputs lie in the data's [0, 1] range."""
-    return layers.Conv2D(3, 3, padding="same", activation="sigmoid", name=name)(x)
+    """Final 3-channel 3x3 conv with a sigmoid, so outputs lie in the data's [0, 1] range.
+
+    Computed in float32 whatever the dtype policy, so under mixed precision the
+    outputs and the losses on them keep float32's range and resolution.
+    """
+    return layers.Conv2D(3, 3, padding="same", activation="sigmoid", name=name, dtype=OUTPUT_DTYPE)(x)
+
+
+OUTPUT_DTYPE = "float32"
+
+
+def replica_share(loss):
+    """A loss averaged over the global batch, as this replica's share of it.
+
+    Under ``tf.distribute`` each replica sees part of the batch and the
+    optimizer sums the replicas' gradients, so each replica's loss is divided
+    by the number of replicas (what Keras' own train step does); on one
+    device this is the loss itself.
+    """
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
 NORMS = ("batch", "instance", "group", "none")
@@ -113,7 +134,7 @@ def to_signed(x, name: str | None = None):
 
 def to_unit(x, name: str | None = None):
     """[-1, 1] (e.g. a tanh output) -> [0, 1]."""
-    return layers.Rescaling(0.5, offset=0.5, name=name)(x)
+    return layers.Rescaling(0.5, offset=0.5, name=name, dtype=OUTPUT_DTYPE)(x)
 
 
 def check_number(model: str, key: str, value, *, minimum: float | None = None, maximum: float | None = None,

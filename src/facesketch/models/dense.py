@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from ..errors import ParamError
-from .blocks import check_output_bias, image_input, init_output_bias
+from .blocks import OUTPUT_DTYPE, check_output_bias, image_input, init_output_bias
 
 DEFAULTS = {"size": 256, "latent_dim": 32, "output_bias": "target_mean"}
 
@@ -31,7 +31,7 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     x = layers.Dense(latent, activation="relu", name="latent")(x)
     for w in reversed(widths):
         x = layers.Dense(w, activation="relu")(x)
-    x = layers.Dense(image_size * image_size * 3, activation="sigmoid")(x)
+    x = layers.Dense(image_size * image_size * 3, activation="sigmoid", dtype=OUTPUT_DTYPE)(x)
     outputs = layers.Reshape((image_size, image_size, 3), name="output")(x)
     return keras.Model(inputs, outputs, name="dense")
 

@@ -41,7 +41,7 @@ import keras
 from keras import layers, ops
 
 from ..errors import ParamError
-from .blocks import NORMS, check_number, image_input, normalization, to_signed, to_unit
+from .blocks import NORMS, OUTPUT_DTYPE, check_number, image_input, normalization, replica_share, to_signed, to_unit
 
 DEFAULTS = {
     "g_learning_rate": 2.0e-4,
@@ -122,7 +122,7 @@ def discriminator(image_size: int, cfg: dict) -> keras.Model:
         x = layer(x)
     x = layers.LeakyReLU(negative_slope=0.2, name="d3_lrelu")(x)
     x = layers.ZeroPadding2D(name="logits_pad")(x)
-    logits = layers.Conv2D(1, 4, name="logits")(x)
+    logits = layers.Conv2D(1, 4, name="logits", dtype=OUTPUT_DTYPE)(x)
     return keras.Model([x_in, y_in], logits, name="patchgan")
 
 
@@ -136,7 +136,6 @@ class Pix2Pix(keras.Model):
         self.generator = generator(image_size, cfg)
         self.discriminator = discriminator(image_size, cfg)
         self.d_optimizer = None
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan_loss")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1_loss")
@@ -162,6 +161,15 @@ class Pix2Pix(keras.Model):
     def predictor(self) -> keras.Model:
         return self.generator
 
+    def training_passes(self):
+        """Forward passes of one training step (facesketch.flops): G once, D on real and fake pairs."""
+        return [(self.generator, 1), (self.discriminator, 2)]
+
+    @staticmethod
+    def bce(target, logits):
+        """Mean binary cross-entropy on logits (a plain function: no tf.distribute rescaling)."""
+        return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
+
     def train_step(self, data):
         import tensorflow as tf
 
@@ -175,9 +183,12 @@ class Pix2Pix(keras.Model):
             g_total = g_gan + self.lambda_l1 * g_l1
             d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
                             + self.bce(ops.zeros_like(fake_logits), fake_logits))
+            # scale_loss: loss scaling under mixed_float16 (identity otherwise)
+            g_scaled = self.optimizer.scale_loss(replica_share(g_total))
+            d_scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
-        self.optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        self.optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
         for tracker, value in zip(self.metrics, (g_total, g_gan, g_l1, d_loss)):
             tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}
@@ -192,7 +203,7 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     return Pix2Pix(image_size, cfg)
 
 
-def compile_model(model: Pix2Pix, training: dict, cfg: dict) -> None:
+def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto") -> None:
     """Two Adams from this model's settings (not the top-level optimizer/learning_rate/loss).
 
     Both are built on their variables here, so a checkpoint restore
@@ -201,6 +212,9 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict) -> None:
     cfg = _check(cfg)
     g_opt = keras.optimizers.Adam(learning_rate=cfg["g_learning_rate"], beta_1=cfg["beta_1"], name="g_adam")
     d_opt = keras.optimizers.Adam(learning_rate=cfg["d_learning_rate"], beta_1=cfg["beta_1"], name="d_adam")
+    if model.dtype_policy.name == "mixed_float16":  # compile() wraps only model.optimizer
+        g_opt = keras.optimizers.LossScaleOptimizer(g_opt, name="g_adam_scaled")
+        d_opt = keras.optimizers.LossScaleOptimizer(d_opt, name="d_adam_scaled")
     g_opt.build(model.generator.trainable_variables)
     d_opt.build(model.discriminator.trainable_variables)
-    model.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+    model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)

@@ -46,7 +46,7 @@ import keras
 from keras import layers, ops
 
 from ..errors import ParamError
-from .blocks import NORMS, check_number, conv_lrelu, image_input, image_output
+from .blocks import NORMS, check_number, conv_lrelu, image_input, image_output, replica_share
 
 DEFAULTS = {
     "filters": [32, 64, 128, 256, 256],
@@ -147,14 +147,19 @@ class ConditionalVAE(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.predictor_tracker = keras.metrics.Mean(name="predictor_loss")
-        self.reconstruction = keras.losses.MeanAbsoluteError()
+        self.reconstruction = keras.losses.mean_absolute_error
         self.built = True
 
     # --- keras plumbing ---------------------------------------------------
     def compile(self, optimizer="adam", loss="mae", **kwargs):
-        """``loss`` is the reconstruction loss (the KL term is added in ``train_step``)."""
+        """``loss`` is the reconstruction loss (the KL term is added in ``train_step``).
+
+        Kept as Keras' plain loss function (per-image values, no reduction): a
+        ``keras.losses.Loss`` object would also divide by the number of
+        tf.distribute replicas, which ``train_step`` does once for the total.
+        """
         super().compile(optimizer=optimizer, **kwargs)
-        self.reconstruction = keras.losses.get(loss)
+        self.reconstruction = keras.losses.get(loss.name if isinstance(loss, keras.losses.Loss) else loss)
 
     @property
     def metrics(self):
@@ -165,6 +170,10 @@ class ConditionalVAE(keras.Model):
 
     def predictor(self) -> keras.Model:
         return self.inference
+
+    def training_passes(self):
+        """Forward passes of one training step (facesketch.flops): the decoder runs on z and on z = 0."""
+        return [(self.condition_encoder, 1), (self.posterior, 1), (self.decoder, 2)]
 
     # --- the model ----------------------------------------------------------
     def beta(self):
@@ -189,7 +198,7 @@ class ConditionalVAE(keras.Model):
     def _vae_losses(self, x, y, training: bool):
         feats = self.condition_encoder(x, training=training)
         mean, log_var = self.posterior([x, y], training=training)
-        log_var = ops.clip(log_var, -20.0, 20.0)
+        mean, log_var = ops.cast(mean, "float32"), ops.clip(ops.cast(log_var, "float32"), -20.0, 20.0)
         if training:
             eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
             z = mean + ops.exp(0.5 * log_var) * eps
@@ -215,7 +224,8 @@ class ConditionalVAE(keras.Model):
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             total, recon, kl, pred = self._vae_losses(x, y, training=True)
-        grads = tape.gradient(total, self.trainable_variables)
+            scaled = self.optimizer.scale_loss(replica_share(total))  # loss scaling under mixed_float16
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._track(total, recon, kl, pred)
 

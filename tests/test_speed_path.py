@@ -1,0 +1,70 @@
+"""The fast training path: tf.data input, FLOP counts, the time estimate, runtime settings."""
+
+import numpy as np
+import pytest
+
+from facesketch import estimate, models, params as P, tf_runtime
+from facesketch.data.dataset import to_float
+from facesketch.errors import ParamError
+from facesketch.flops import forward_flops, training_flops
+from facesketch.training import make_dataset
+from conftest import REPO, make_pairs
+
+tf_runtime.init(0)
+
+
+def test_dataset_gives_every_pair_once_per_epoch_as_the_same_floats():
+    photos, sketches = make_pairs(10, 32)
+    ds = make_dataset(photos, sketches, 4, shuffle_seed=3)
+    epochs = []
+    for _ in range(2):
+        xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+        assert [len(x) for x in xs] == [4, 4, 2]
+        epochs.append((np.concatenate(xs), np.concatenate(ys)))
+    for x, y in epochs:
+        # the same pairs, as floats bit-identical to to_float, in some order
+        order = [int(np.flatnonzero((to_float(photos) == xi).all(axis=(1, 2, 3)))[0]) for xi in x]
+        assert sorted(order) == list(range(10))
+        np.testing.assert_array_equal(y, to_float(sketches)[order])
+    assert not np.array_equal(epochs[0][0], epochs[1][0]), "reshuffled each epoch"
+    again = np.concatenate([x.numpy() for x, _ in make_dataset(photos, sketches, 4, shuffle_seed=3)])
+    np.testing.assert_array_equal(again, epochs[0][0])  # seeded: the same order again
+
+
+def test_flops_of_the_study_conv_ae_match_its_layers():
+    import keras
+
+    # one 3x3 conv, 8 -> 16 channels on 32x32 'same': 2 * 32*32 * 9 * 8 * 16 FLOPs
+    x = keras.Input((32, 32, 8))
+    model = keras.Model(x, keras.layers.Conv2D(16, 3, padding="same")(x))
+    assert forward_flops(model) == 2 * 32 * 32 * 9 * 8 * 16
+    conv = models.build("conv", 128, {})
+    # about 19 GFLOP per training image at 128 px (hand count in the speed issue)
+    assert 18.5e9 < training_flops(conv) < 19.5e9
+    assert training_flops(models.build("conv", 64, {})) * 4 == training_flops(conv)
+    gan = models.build("unet_gan", 64, {})
+    assert training_flops(gan) == 3 * (forward_flops(gan.generator) + 2 * forward_flops(gan.discriminator))
+
+
+def test_estimate_message_scales_with_images_epochs_and_other_stages():
+    msg = estimate.message("conv-f2s", rate=2.0, images=60, epochs_left=200, epochs=200,
+                           others=[("vae-f2s", 2.0), ("conv-s2f", 1.0)], size=256)
+    # 60 x 200 / 2 = 6000 s here; the others 3x that
+    assert "2.0 images/s" in msg and "about 1 h 40 min more" in msg
+    assert "the 2 other train stage(s) still to run about 5 h" in msg
+    assert "-S image_size=128" in msg  # a long matrix comes with a cheaper command
+    short = estimate.message("conv-f2s", rate=20.0, images=60, epochs_left=3, epochs=3, others=[], size=32)
+    assert "9 s more" in short and "Too long" not in short
+
+
+def test_runtime_settings_are_checked():
+    assert P.runtime({})["checkpoint_seconds"] == 30 and P.runtime({})["jit_compile"] == "auto"
+    assert P.runtime({"runtime": {"jit_compile": True}})["jit_compile"] is True
+    with pytest.raises(ParamError, match="runtime.precision='half'"):
+        P.runtime({"runtime": {"precision": "half"}})
+    with pytest.raises(ParamError, match="runtime.jit_compile='yes'.*auto, true or false"):
+        P.runtime({"runtime": {"jit_compile": "yes"}})
+    with pytest.raises(ParamError, match="runtime.devices is not a known setting"):
+        P.runtime({"runtime": {"devices": 2}})
+    assert set(P.load_params(REPO / "params.yaml")["runtime"]) == set(P.RUNTIME_DEFAULTS)
+    assert tf_runtime.precision_policy("auto") == ("mixed_float16" if tf_runtime.gpus() else "float32")
