@@ -29,6 +29,7 @@ from . import params as P
 from . import tracking
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task, to_float
+from .errors import DataError
 
 CHECKPOINT_ROOT = Path("checkpoints")
 MODELS_DIR = Path("models")
@@ -62,20 +63,26 @@ def compile_model(model, training: dict[str, Any], cfg: dict[str, Any], jit_comp
                   loss=make_loss(training["loss"]), jit_compile=jit_compile)
 
 
-def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None = None):
+def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None = None, replicas: int = 1):
     """The training input path as ``tf.data``: uint8 pairs cached in memory, shuffled each
     epoch (seeded), batched, scaled to [0, 1] floats on the fly and prefetched, so the
     model never waits on Python between steps.
 
     Scaling after batching is one vectorised op per batch; its floats are bit-identical
     to ``dataset.to_float`` (the same float32 division).
+
+    With several ``replicas`` (tf.distribute) every batch is split evenly between them:
+    a smaller last batch is dropped (Keras cannot add up uneven replica shares), and a
+    set smaller than one batch is batched at the largest multiple of ``replicas`` it fills.
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
     if shuffle_seed is not None:
         ds = ds.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0),
+    if replicas > 1:
+        batch_size = max(replicas, min(batch_size, len(inputs)) // replicas * replicas)
+    ds = ds.batch(batch_size, drop_remainder=replicas > 1).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # in-memory data: each worker of a multi-worker cluster takes its share of every batch
@@ -225,8 +232,13 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
             mod.prepare(model, to_float(train_set.inputs), to_float(train_set.targets), cfg)
         getattr(mod, "compile_model", compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"])
-    train_data = make_dataset(train_set.inputs, train_set.targets, training["batch_size"], shuffle_seed=training["seed"])
-    val_data = make_dataset(val_set.inputs, val_set.targets, training["batch_size"]) if val_set.ids else None
+    replicas = strategy.num_replicas_in_sync
+    if len(train_set.ids) < replicas:
+        raise DataError(f"{split_file}: {len(train_set.ids)} training pairs cannot feed {replicas} replicas")
+    train_data = make_dataset(train_set.inputs, train_set.targets, training["batch_size"],
+                              shuffle_seed=training["seed"], replicas=replicas)
+    val_data = (make_dataset(val_set.inputs, val_set.targets, training["batch_size"], replicas=replicas)
+                if len(val_set.ids) >= replicas and val_set.ids else None)
 
     name = f"{model_name}-{task}"
     # jit_compile and precision change the arithmetic; the device layout and checkpoint interval do not
@@ -278,6 +290,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     try:  # signals and the MLflow run's end status are handled once, in train()
         if initial_epoch < training["epochs"]:
             model.fit(train_data, epochs=training["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
+                      shuffle=False,  # make_dataset shuffles, seeded
                       callbacks=callbacks, verbose=verbose)
     except (KeyboardInterrupt, _Interrupted):
         print(f"{name}: interrupted; the next `dvc repro` resumes after epoch {state.get('epochs_done', 0)}",
