@@ -10,5 +10,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "setup: installing facesketch and its dependencies (TensorFlow is ~600 MB the first time)"
-.venv/bin/python -m pip install --quiet --progress-bar off -e ".[test]"
+# FACESKETCH_EXTRAS: the optional extras to install (default: test; the GPU recipe adds gpu)
+.venv/bin/python -m pip install --quiet --progress-bar off -e ".[${FACESKETCH_EXTRAS:-test}]"
 echo "setup: done. Activate with: source .venv/bin/activate"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The published study at its own settings on one GPU: every model on both tasks,
+# 256x256 RGB, 200 epochs, batch 8, the seeded 80/20 random split, as the DVC
+# experiment "study-gpu". XLA and mixed_float16 switch on by themselves on a GPU
+# (params.yaml: runtime). Extra arguments go to `dvc exp run`, e.g.
+#
+#   bash scripts/study_gpu.sh                                   # the CUHK archives from their site
+#   bash scripts/study_gpu.sh -S data.source=archive_dir -S data.archive_dir=/data/cuhk
+#
+# Without a visible GPU it stops, unless --cpu-ok comes first (to prove the path
+# with a short budget, e.g. --cpu-ok -S epochs=1); the train stages print their
+# time estimate after the first steps either way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cpu_ok=0
+if [ "${1:-}" = "--cpu-ok" ]; then cpu_ok=1; shift; fi
+FACESKETCH_EXTRAS=test,gpu bash scripts/setup.sh
+source .venv/bin/activate
+gpus=$(python -c 'import facesketch, facesketch.tf_runtime as r; r.init(); print(len(r.gpus()))')
+if [ "$gpus" = 0 ]; then
+  echo "study_gpu: TensorFlow sees no GPU (nvidia-smi? CUDA 12 driver?)." >&2
+  if [ "$cpu_ok" = 0 ]; then
+    echo "study_gpu: on a CPU the study takes days (see README: Speed); pass --cpu-ok to run anyway." >&2
+    exit 2
+  fi
+fi
+echo "study_gpu: $gpus GPU(s); running the study as the DVC experiment study-gpu"
+start=$SECONDS
+dvc exp run --name study-gpu --force \
+  -S image_size=256 -S epochs=200 -S batch_size=8 -S split.protocol=random "$@"
+echo
+echo "study_gpu: done in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s; the results table (reports/report.md):"
+sed -n '/^| task/,/^$/p' reports/report.md
