@@ -9,7 +9,8 @@ def test_repo_params_are_the_study_defaults():
     p = P.load_params(REPO / "params.yaml")
     t = P.training(p)
     assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": t["batch_size"],
-                 "loss": "mae", "seed": p["seed"], "image_size": 256}
+                 "loss": "mae", "seed": p["seed"], "image_size": 256,
+                 "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0}
     assert p["split"]["test_fraction"] == 0.2
     assert p["tasks"] == ["f2s", "s2f"]
 
@@ -21,6 +22,10 @@ def test_repo_params_are_the_study_defaults():
     ("epochs", 0, ">= 1"),
     ("learning_rate", -1, "> 0"),
     ("batch_size", "8", "an integer"),
+    ("lr_schedule", "step", "constant, linear_decay, cosine"),
+    ("ssim_weight", -0.5, ">= 0"),
+    ("augment", {"jitter": 2}, "augment.jitter=2 is not valid; expected <= 0.5"),
+    ("augment", {"mirror": True}, "augment.mirror is not a known setting"),
 ])
 def test_bad_training_values_name_the_key_and_what_is_allowed(key, value, expected):
     with pytest.raises(ParamError) as err:

@@ -19,6 +19,8 @@ PARAMS_FILE = "params.yaml"
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("mae", "bce", "mse")
+LR_SCHEDULES = ("constant", "linear_decay", "cosine")
+AUGMENT_DEFAULTS = {"jitter": 0.0, "flip": False}
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("auto", "none", "mirrored")
 RUNTIME_DEFAULTS = {"jit_compile": "auto", "precision": "auto", "distribute": "auto", "checkpoint_seconds": 30}
@@ -83,7 +85,26 @@ def training(params: dict[str, Any]) -> dict[str, Any]:
         "loss": choice("loss", get(params, "loss"), LOSSES),
         "seed": int(number("seed", get(params, "seed"), minimum=0, integer=True)),
         "image_size": image_size(params),
+        # the training levers beyond the study (absent: the study's plain training)
+        "augment": augment(params),
+        "lr_schedule": choice("lr_schedule", params.get("lr_schedule", "constant"), LR_SCHEDULES),
+        "ssim_weight": float(number("ssim_weight", params.get("ssim_weight", 0.0), minimum=0)),
     }
+
+
+def augment(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``augment:`` section: paired jitter (fraction to enlarge before a random crop back) and mirroring."""
+    cfg = params.get("augment") or {}
+    if not isinstance(cfg, dict):
+        raise ParamError("params.yaml: augment: expected a mapping with jitter and flip")
+    unknown = set(cfg) - set(AUGMENT_DEFAULTS)
+    if unknown:
+        raise ParamError(f"params.yaml: augment.{sorted(unknown)[0]} is not a known setting; "
+                         f"expected: {', '.join(AUGMENT_DEFAULTS)}")
+    cfg = {**AUGMENT_DEFAULTS, **cfg}
+    if not isinstance(cfg["flip"], bool):
+        raise ParamError(f"params.yaml: augment.flip={cfg['flip']!r} is not valid; expected true or false")
+    return {"jitter": float(number("augment.jitter", cfg["jitter"], minimum=0, maximum=0.5)), "flip": cfg["flip"]}
 
 
 def task(name: str) -> str:

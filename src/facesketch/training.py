@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, estimate, io, tf_runtime
+from . import __version__, estimate, io, losses, tf_runtime
 from . import models as registry
 from . import params as P
 from . import tracking
@@ -57,13 +57,17 @@ def make_loss(name: str):
     }[name]
 
 
-def compile_model(model, training: dict[str, Any], cfg: dict[str, Any], jit_compile="auto") -> None:
-    """The shared compile: ``optimizer``, ``learning_rate`` and ``loss`` from params.yaml."""
-    model.compile(optimizer=make_optimizer(training["optimizer"], training["learning_rate"]),
-                  loss=make_loss(training["loss"]), jit_compile=jit_compile)
+def compile_model(model, training: dict[str, Any], cfg: dict[str, Any], jit_compile="auto", total_steps: int = 0) -> None:
+    """The shared compile: ``optimizer``, ``learning_rate`` (with ``lr_schedule`` over ``total_steps``),
+    ``loss`` (plus ``ssim_weight`` x (1 - SSIM)) from params.yaml."""
+    rate = losses.learning_rate(training["learning_rate"], training.get("lr_schedule", "constant"), total_steps)
+    loss = (losses.reconstruction(training["loss"], training["ssim_weight"]) if training.get("ssim_weight")
+            else make_loss(training["loss"]))
+    model.compile(optimizer=make_optimizer(training["optimizer"], rate), loss=loss, jit_compile=jit_compile)
 
 
-def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None = None, replicas: int = 1):
+def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None = None, replicas: int = 1,
+                 augment: dict[str, Any] | None = None):
     """The training input path as ``tf.data``: uint8 pairs cached in memory, shuffled each
     epoch (seeded), batched, scaled to [0, 1] floats on the fly and prefetched, so the
     model never waits on Python between steps.
@@ -74,20 +78,51 @@ def make_dataset(inputs, targets, batch_size: int, *, shuffle_seed: int | None =
     With several ``replicas`` (tf.distribute) every batch is split evenly between them:
     a smaller last batch is dropped (Keras cannot add up uneven replica shares), and a
     set smaller than one batch is batched at the largest multiple of ``replicas`` it fills.
+
+    ``augment`` (training only): pix2pix's paired jitter and mirroring, drawn once per pair
+    and epoch and applied identically to input and target: enlarged by ``jitter`` (bilinear),
+    cropped back to size at a random place, mirrored left-right with probability 1/2 when
+    ``flip``. The random numbers come from a seeded stream that differs every epoch.
     """
     import tensorflow as tf
+
+    def to_float(x, y):
+        return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
     if shuffle_seed is not None:
         ds = ds.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    augment = augment or {}
+    if augment.get("jitter") or augment.get("flip"):
+        size = int(inputs.shape[1])
+        seeds = tf.data.Dataset.random(seed=(shuffle_seed or 0) + 1, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, seed: _jitter_and_flip(*to_float(*pair), seed, size, augment["jitter"], augment["flip"]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     if replicas > 1:
         batch_size = max(replicas, min(batch_size, len(inputs)) // replicas * replicas)
-    ds = ds.batch(batch_size, drop_remainder=replicas > 1).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32) / 255.0),
-                                  num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=replicas > 1)
+    if not (augment.get("jitter") or augment.get("flip")):
+        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # in-memory data: each worker of a multi-worker cluster takes its share of every batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _jitter_and_flip(x, y, seed, size: int, jitter: float, flip: bool):
+    """One pair, augmented identically (see ``make_dataset``); ``seed``: two int64s."""
+    import tensorflow as tf
+
+    both = tf.concat([x, y], axis=-1)  # one crop and one mirror for input and target alike
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+    if jitter:
+        big = int(round(size * (1.0 + jitter)))
+        both = tf.image.resize(both, (big, big), method="bilinear")
+        both = tf.image.stateless_random_crop(both, (size, size, 6), seed=seeds[0])
+    if flip:
+        both = tf.image.stateless_random_flip_left_right(both, seed=seeds[1])
+    return both[..., :3], both[..., 3:]
 
 
 def file_digest(path: Path) -> str:
@@ -231,12 +266,15 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         model = registry.build(model_name, size, params)
         if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
             mod.prepare(model, to_float(train_set.inputs), to_float(train_set.targets), cfg)
-        getattr(mod, "compile_model", compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"])
+        total_steps = training["epochs"] * losses.steps_per_epoch(len(train_set.ids), training["batch_size"],
+                                                                  strategy.num_replicas_in_sync)
+        getattr(mod, "compile_model", compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"],
+                                                     total_steps=total_steps)
     replicas = strategy.num_replicas_in_sync
     if len(train_set.ids) < replicas:
         raise DataError(f"{split_file}: {len(train_set.ids)} training pairs cannot feed {replicas} replicas")
     train_data = make_dataset(train_set.inputs, train_set.targets, training["batch_size"],
-                              shuffle_seed=training["seed"], replicas=replicas)
+                              shuffle_seed=training["seed"], replicas=replicas, augment=training["augment"])
     val_data = (make_dataset(val_set.inputs, val_set.targets, training["batch_size"], replicas=replicas)
                 if len(val_set.ids) >= replicas and val_set.ids else None)
 

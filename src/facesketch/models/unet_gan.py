@@ -41,6 +41,7 @@ import keras
 from keras import layers, ops
 
 from ..errors import ParamError
+from ..losses import reconstruction
 from .blocks import NORMS, OUTPUT_DTYPE, check_number, image_input, normalization, replica_share, to_signed, to_unit
 
 DEFAULTS = {
@@ -136,6 +137,7 @@ class Pix2Pix(keras.Model):
         self.generator = generator(image_size, cfg)
         self.discriminator = discriminator(image_size, cfg)
         self.d_optimizer = None
+        self.ssim_weight = 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan_loss")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1_loss")
@@ -180,7 +182,10 @@ class Pix2Pix(keras.Model):
             fake_logits = self.discriminator([x, fake], training=True)
             g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
             g_l1 = ops.mean(ops.abs(y - fake))
-            g_total = g_gan + self.lambda_l1 * g_l1
+            g_rec = g_l1
+            if self.ssim_weight:  # lambda_l1 x (L1 + ssim_weight x (1 - SSIM)): see facesketch.losses
+                g_rec = ops.mean(reconstruction("mae", self.ssim_weight)(y, fake))
+            g_total = g_gan + self.lambda_l1 * g_rec
             d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
                             + self.bce(ops.zeros_like(fake_logits), fake_logits))
             # scale_loss: loss scaling under mixed_float16 (identity otherwise)
@@ -203,15 +208,22 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     return Pix2Pix(image_size, cfg)
 
 
-def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto") -> None:
-    """Two Adams from this model's settings (not the top-level optimizer/learning_rate/loss).
+def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto", total_steps: int = 0) -> None:
+    """Two Adams from this model's settings (not the top-level optimizer/learning_rate/loss);
+    the shared ``lr_schedule`` applies to both, ``ssim_weight`` to the generator's L1 term.
 
     Both are built on their variables here, so a checkpoint restore
     (``EpochCheckpoint.restore``) finds their slots ready to load into.
     """
+    from ..losses import learning_rate
+
     cfg = _check(cfg)
-    g_opt = keras.optimizers.Adam(learning_rate=cfg["g_learning_rate"], beta_1=cfg["beta_1"], name="g_adam")
-    d_opt = keras.optimizers.Adam(learning_rate=cfg["d_learning_rate"], beta_1=cfg["beta_1"], name="d_adam")
+    schedule = training.get("lr_schedule", "constant")
+    model.ssim_weight = float(training.get("ssim_weight", 0.0))
+    g_opt = keras.optimizers.Adam(learning_rate=learning_rate(cfg["g_learning_rate"], schedule, total_steps),
+                                  beta_1=cfg["beta_1"], name="g_adam")
+    d_opt = keras.optimizers.Adam(learning_rate=learning_rate(cfg["d_learning_rate"], schedule, total_steps),
+                                  beta_1=cfg["beta_1"], name="d_adam")
     if model.dtype_policy.name == "mixed_float16":  # compile() wraps only model.optimizer
         g_opt = keras.optimizers.LossScaleOptimizer(g_opt, name="g_adam_scaled")
         d_opt = keras.optimizers.LossScaleOptimizer(d_opt, name="d_adam_scaled")

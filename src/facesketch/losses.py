@@ -1,0 +1,82 @@
+"""Reconstruction losses and learning-rate schedules shared by the models.
+
+``reconstruction(name, ssim_weight)``: per image, the mean of the pixel loss
+(mae, mse or bce) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang et al.'s
+Gaussian 11x11 window (sigma 1.5) on the [0, 1] range, averaged over the RGB
+channels (``tf.image.ssim``). The benchmark scores SSIM and FSIM, which
+reward local structure; an L1 loss alone rewards the per-pixel median and
+blurs. With ``ssim_weight`` 0 the study's plain Keras losses are used.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+
+def reconstruction(name: str, ssim_weight: float = 0.0):
+    """A Keras loss function ``f(y_true, y_pred) -> per-image loss`` (no reduction over the batch)."""
+    import keras
+    from keras import ops
+
+    base = {"mae": keras.losses.mean_absolute_error, "mse": keras.losses.mean_squared_error,
+            "bce": keras.losses.binary_crossentropy}[name]
+
+    def loss(y_true, y_pred):
+        per_image = ops.mean(base(y_true, y_pred), axis=(1, 2))
+        if ssim_weight:
+            import tensorflow as tf
+
+            ssim = tf.image.ssim(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"), max_val=1.0,
+                                 filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+            per_image = per_image + ssim_weight * (1.0 - ssim)
+        return per_image
+
+    loss.__name__ = f"{name}_plus_{ssim_weight:g}_ssim" if ssim_weight else name
+    return loss
+
+
+def learning_rate(initial: float, schedule: str, total_steps: int):
+    """The optimizer's ``learning_rate``: a float for ``constant``, else a Keras schedule over ``total_steps``."""
+    import keras
+
+    if schedule == "constant" or total_steps < 2:
+        return initial
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(initial, decay_steps=total_steps)
+    return HoldThenLinear(initial, hold_steps=total_steps // 2, decay_steps=total_steps - total_steps // 2)
+
+
+@functools.cache  # one class, registered once with Keras' serialisation
+def _hold_then_linear_class():
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="facesketch")
+    class HoldThenLinear(keras.optimizers.schedules.LearningRateSchedule):
+        """pix2pix's schedule: ``initial`` for ``hold_steps``, then linearly to 0 over ``decay_steps``."""
+
+        def __init__(self, initial: float, hold_steps: int, decay_steps: int):
+            self.initial, self.hold_steps, self.decay_steps = float(initial), int(hold_steps), max(1, int(decay_steps))
+
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            left = 1.0 - ops.maximum(0.0, step - self.hold_steps) / float(self.decay_steps)
+            return self.initial * ops.clip(left, 0.0, 1.0)
+
+        def get_config(self):
+            return {"initial": self.initial, "hold_steps": self.hold_steps, "decay_steps": self.decay_steps}
+
+    return HoldThenLinear
+
+
+def HoldThenLinear(initial: float, hold_steps: int, decay_steps: int):  # noqa: N802 - a class, built lazily
+    return _hold_then_linear_class()(initial, hold_steps, decay_steps)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, replicas: int = 1) -> int:
+    """Optimizer steps in one epoch (``make_dataset``: a partial last batch is dropped under replicas)."""
+    if replicas > 1:
+        batch = max(replicas, min(batch_size, n_train) // replicas * replicas)
+        return max(1, n_train // batch)
+    return math.ceil(n_train / batch_size)

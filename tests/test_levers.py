@@ -1,0 +1,75 @@
+"""The training levers beyond the study: paired augmentation, learning-rate schedules, the SSIM loss term."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from facesketch import losses, tf_runtime
+from facesketch.data.dataset import to_float
+from facesketch.training import make_dataset, train
+from conftest import make_pairs, tiny_params
+
+tf_runtime.init(0)
+
+
+def _epoch(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_augmentation_moves_input_and_target_together_and_differs_per_epoch():
+    photos, _ = make_pairs(6, 32)
+    ds = make_dataset(photos, photos.copy(), 4, shuffle_seed=1, augment={"jitter": 0.12, "flip": True})
+    first, second = _epoch(ds), _epoch(ds)
+    for x, y in (first, second):
+        assert x.shape == (6, 32, 32, 3) and x.dtype == np.float32
+        np.testing.assert_array_equal(x, y)  # one crop and one mirror for both images of a pair
+        assert 0.0 <= x.min() and x.max() <= 1.0
+    assert not np.array_equal(first[0], second[0])  # new draws every epoch
+    plain = to_float(photos)
+    assert not any(np.array_equal(img, p) for img in first[0] for p in plain)  # every pair jittered
+
+
+def test_flip_alone_gives_the_image_or_its_mirror():
+    photos, sketches = make_pairs(8, 32)
+    x, y = _epoch(make_dataset(photos, sketches, 8, augment={"jitter": 0.0, "flip": True}))
+    px, py = to_float(photos), to_float(sketches)
+    mirrored = [bool(np.array_equal(x[i], px[i][:, ::-1])) for i in range(8)]
+    for i in range(8):
+        assert mirrored[i] or np.array_equal(x[i], px[i])
+        np.testing.assert_array_equal(y[i], py[i][:, ::-1] if mirrored[i] else py[i])
+    assert 0 < sum(mirrored) < 8  # both outcomes occur (seeded draw)
+
+
+def test_schedules():
+    assert losses.learning_rate(1e-3, "constant", 100) == 1e-3
+    lin = losses.learning_rate(1e-3, "linear_decay", 100)
+    assert [float(lin(s)) for s in (0, 50, 75, 100)] == pytest.approx([1e-3, 1e-3, 5e-4, 0.0])
+    cos = losses.learning_rate(1e-3, "cosine", 100)
+    assert float(cos(0)) == pytest.approx(1e-3) and float(cos(50)) == pytest.approx(5e-4, rel=1e-3)
+    assert losses.steps_per_epoch(63, 4) == 16 and losses.steps_per_epoch(63, 4, replicas=2) == 15
+
+
+def test_ssim_term_is_zero_for_a_perfect_output_and_adds_to_the_pixel_loss():
+    photos, sketches = make_pairs(2, 32)
+    y, p = to_float(sketches), to_float(photos)
+    plain, with_ssim = losses.reconstruction("mae", 0.0), losses.reconstruction("mae", 0.5)
+    assert np.allclose(np.asarray(with_ssim(y, y)), 0.0, atol=1e-6)
+    a, b = np.asarray(plain(y, p)), np.asarray(with_ssim(y, p))
+    assert a.shape == (2,) and np.allclose(a, np.abs(y - p).mean(axis=(1, 2, 3)), rtol=1e-5)
+    assert (b > a + 0.05).all()
+
+
+@pytest.mark.parametrize("model", ["conv_bn", "vae", "unet_gan"])  # shared compile, the VAE's and the GAN's steps
+def test_training_with_every_lever_on(tmp_path, tiny_data, monkeypatch, model):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    processed, split_file = tiny_data
+    params = tiny_params(epochs=2, augment={"jitter": 0.12, "flip": True}, lr_schedule="linear_decay",
+                         ssim_weight=0.5)
+    info = train(model, "f2s", params, processed_file=processed, split_file=split_file,
+                 models_dir=tmp_path / "models", history_dir=tmp_path / "history", checkpoint_root=tmp_path / "ckpt",
+                 verbose=0)
+    assert info["training"]["ssim_weight"] == 0.5 and info["training"]["augment"]["flip"] is True
+    rows = list(csv.DictReader(open(tmp_path / "history" / f"{model}-f2s.csv")))
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
