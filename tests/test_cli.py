@@ -321,3 +321,30 @@ def test_read_image_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
     for bad, msg in [("folder.png", "is a folder"), ("none.png", "file not found")]:
         with pytest.raises(DataError, match=msg):
             read_image(tmp_path / bad)
+
+
+def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
+    """One reader, one rule: transparent pixels are white (paper) in the training data and in `predict`,
+    whatever colour they store (black here, as in the probe)."""
+    from facesketch.data.manifest import Pair, write_manifest
+    from facesketch.data.preprocess import preprocess, to_square
+    from facesketch.predict import read_image
+
+    raw = tmp_path / "raw"
+    bgra = np.zeros((40, 40, 4), np.uint8)  # every pixel stores black ...
+    bgra[10:30, 10:30] = (40, 90, 200, 255)  # ... an opaque orange square ...
+    bgra[:, :5, 3] = 128                     # ... a half-transparent strip; the rest fully transparent
+    write(raw / "photos" / "f-001-01.png", bgra)
+    write(raw / "sketches" / "f-001-01.png", np.full((40, 40), 250, np.uint8))
+    write_manifest(raw, [Pair("f-001-01", "photos/f-001-01.png", "sketches/f-001-01.png", "train")])
+    params = tiny_params(image_size=SIZE)
+    params["preprocess"] = {"fill_black_borders": False, "remove_sketch_label": False, "grey_sketches": False}
+    preprocess(params, raw_dir=raw, out_file=tmp_path / "pairs.npz")
+    with np.load(tmp_path / "pairs.npz") as data:
+        pipeline = data["photos"][0]
+
+    predicted = to_square(read_image(raw / "photos" / "f-001-01.png"), SIZE)
+    np.testing.assert_array_equal(pipeline, predicted)
+    assert tuple(pipeline[SIZE - 1, SIZE - 1]) == (255, 255, 255)   # transparent: white, not its stored black
+    assert tuple(pipeline[SIZE // 2, SIZE // 2]) == (200, 90, 40)   # opaque: its colour (RGB)
+    assert 120 <= pipeline[SIZE // 2, 1, 0] <= 135                   # half transparent black on white: grey
