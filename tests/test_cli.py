@@ -348,3 +348,24 @@ def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
     assert tuple(pipeline[SIZE - 1, SIZE - 1]) == (255, 255, 255)   # transparent: white, not its stored black
     assert tuple(pipeline[SIZE // 2, SIZE // 2]) == (200, 90, 40)   # opaque: its colour (RGB)
     assert 120 <= pipeline[SIZE // 2, 1, 0] <= 135                   # half transparent black on white: grey
+
+
+def test_only_unreadable_inputs_load_no_model_and_say_nothing_was_written(tmp_path, capsys):
+    """The model (here a damaged file: loading it would fail, naming it) is not even loaded when no
+    input is an image, and the summary does not claim that others were written."""
+    model_dir = tmp_path / "models" / "conv-f2s"
+    model_dir.mkdir(parents=True)
+    io.write_json(model_dir / "info.json", {"model": "conv", "task": "f2s", "image_size": SIZE})
+    (model_dir / "model.keras").write_bytes(b"not a keras file")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    (tmp_path / "notes.jpg").write_text("text, not a photo")
+
+    rc = main(["predict", "--task", "f2s", "--model", "conv", str(tmp_path / "broken.png"),
+               str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "out"),
+               "--models-dir", str(tmp_path / "models"), "--metrics-dir", str(tmp_path / "metrics")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{tmp_path / 'broken.png'}: not a readable image" in err and f"{tmp_path / 'notes.jpg'}: not a readable image" in err
+    assert "model.keras" not in err and "cannot load" not in err and "using conv-f2s" not in err, err
+    assert "nothing written" in err and "the others were written" not in err, err
+    assert list((tmp_path / "out").iterdir()) == []

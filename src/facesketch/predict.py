@@ -290,6 +290,21 @@ def collect_inputs(paths: Iterable[str | os.PathLike], *, recursive: bool = Fals
     return out
 
 
+def skip_unreadable(files: list[Path], report: Callable[[str], None]) -> tuple[list[Path], list[str]]:
+    """``files`` from the first readable image on, and the messages of those before it (each
+    also passed to ``report``): the model is loaded only when there is something to run it on."""
+    problems: list[str] = []
+    for i, f in enumerate(files):
+        try:
+            read_image(f)
+        except FacesketchError as exc:
+            problems.append(str(exc))
+            report(str(exc))
+            continue
+        return files[i:], problems
+    return [], problems
+
+
 def check_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` and prove a file can be written there; a FacesketchError naming it if not."""
     out_dir = Path(out_dir)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import io
 from ..images import read_rgb  # the reader `facesketch predict` uses too: same pixels
 from .. import params as P
-from ..errors import DataError, ParamError
+from ..errors import ParamError
 from . import PROCESSED_FILE, RAW_DIR
 from . import cleaning
 from .manifest import read_manifest
