@@ -321,3 +321,51 @@ def test_read_image_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
     for bad, msg in [("folder.png", "is a folder"), ("none.png", "file not found")]:
         with pytest.raises(DataError, match=msg):
             read_image(tmp_path / bad)
+
+
+def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
+    """One reader, one rule: transparent pixels are white (paper) in the training data and in `predict`,
+    whatever colour they store (black here, as in the probe)."""
+    from facesketch.data.manifest import Pair, write_manifest
+    from facesketch.data.preprocess import preprocess, to_square
+    from facesketch.predict import read_image
+
+    raw = tmp_path / "raw"
+    bgra = np.zeros((40, 40, 4), np.uint8)  # every pixel stores black ...
+    bgra[10:30, 10:30] = (40, 90, 200, 255)  # ... an opaque orange square ...
+    bgra[:, :5, 3] = 128                     # ... a half-transparent strip; the rest fully transparent
+    write(raw / "photos" / "f-001-01.png", bgra)
+    write(raw / "sketches" / "f-001-01.png", np.full((40, 40), 250, np.uint8))
+    write_manifest(raw, [Pair("f-001-01", "photos/f-001-01.png", "sketches/f-001-01.png", "train")])
+    params = tiny_params(image_size=SIZE)
+    params["preprocess"] = {"fill_black_borders": False, "remove_sketch_label": False, "grey_sketches": False}
+    preprocess(params, raw_dir=raw, out_file=tmp_path / "pairs.npz")
+    with np.load(tmp_path / "pairs.npz") as data:
+        pipeline = data["photos"][0]
+
+    predicted = to_square(read_image(raw / "photos" / "f-001-01.png"), SIZE)
+    np.testing.assert_array_equal(pipeline, predicted)
+    assert tuple(pipeline[SIZE - 1, SIZE - 1]) == (255, 255, 255)   # transparent: white, not its stored black
+    assert tuple(pipeline[SIZE // 2, SIZE // 2]) == (200, 90, 40)   # opaque: its colour (RGB)
+    assert 120 <= pipeline[SIZE // 2, 1, 0] <= 135                   # half transparent black on white: grey
+
+
+def test_only_unreadable_inputs_load_no_model_and_say_nothing_was_written(tmp_path, capsys):
+    """The model (here a damaged file: loading it would fail, naming it) is not even loaded when no
+    input is an image, and the summary does not claim that others were written."""
+    model_dir = tmp_path / "models" / "conv-f2s"
+    model_dir.mkdir(parents=True)
+    io.write_json(model_dir / "info.json", {"model": "conv", "task": "f2s", "image_size": SIZE})
+    (model_dir / "model.keras").write_bytes(b"not a keras file")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    (tmp_path / "notes.jpg").write_text("text, not a photo")
+
+    rc = main(["predict", "--task", "f2s", "--model", "conv", str(tmp_path / "broken.png"),
+               str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "out"),
+               "--models-dir", str(tmp_path / "models"), "--metrics-dir", str(tmp_path / "metrics")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"{tmp_path / 'broken.png'}: not a readable image" in err and f"{tmp_path / 'notes.jpg'}: not a readable image" in err
+    assert "model.keras" not in err and "cannot load" not in err and "using conv-f2s" not in err, err
+    assert "nothing written" in err and "the others were written" not in err, err
+    assert list((tmp_path / "out").iterdir()) == []

@@ -286,6 +286,27 @@ def test_folder_source_nested_and_split_layouts(tmp_path):
         run_fetch(params, data)
 
 
+def test_dangling_symlink_among_the_photos_is_named_as_a_broken_link(tmp_path):
+    src = tmp_path / "mine"
+    for photo, sketch in TRAIN:
+        v = pair_value(_stem(photo))
+        for rel, blob in ((f"photos/{photo}", jpeg(v, colour=True)), (f"sketches/{sketch}", jpeg(v, colour=False))):
+            dest = src / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(blob)
+    photo = src / "photos" / TRAIN[0][0]
+    photo.unlink()
+    photo.symlink_to(tmp_path / "gone" / "f-005-01.jpg")  # the link stays, its target is gone
+    data = tmp_path / "data"
+    params = cuhk_params(data, "", source="folder")
+    params["data"]["folder"] = {"path": str(src), "photos": "photos", "sketches": "sketches"}
+    with pytest.raises(DataError) as err:
+        run_fetch(params, data)
+    message = str(err.value)
+    assert "broken symbolic link" in message and str(photo) in message and "gone/f-005-01.jpg" in message
+    assert "without a photo" not in message
+
+
 def test_missing_folder_param_is_a_param_error(tmp_path):
     params = cuhk_params(tmp_path / "data", "", source="folder")
     params["data"]["folder"]["path"] = None

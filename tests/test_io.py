@@ -32,3 +32,17 @@ def test_atomic_dir_swaps_in_whole_folder_or_nothing(tmp_path):
             raise ValueError
     assert sorted(p.name for p in dest.iterdir()) == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_atomic_dir_gets_the_default_folder_permissions(tmp_path):
+    """As mkdir makes a folder (0755 under umask 022), not mkdtemp's private 0700:
+    other users, or a container with another uid, can read models/<name>/ and data/raw/."""
+    import stat
+
+    with io.atomic_dir(tmp_path / "models" / "dense-f2s") as tmp:
+        (tmp / "model.keras").write_text("x")
+    (tmp_path / "plain").mkdir()
+    mode = stat.S_IMODE((tmp_path / "models" / "dense-f2s").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~io._UMASK
+    if io._UMASK == 0o022:  # the usual default
+        assert mode == 0o755

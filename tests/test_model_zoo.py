@@ -5,12 +5,13 @@ tests/test_models.py covers every model at its params.yaml defaults.
 """
 
 import csv
+import signal
 
 import numpy as np
 import pytest
 
 from facesketch import models, tf_runtime, training
-from facesketch.errors import ParamError
+from facesketch.errors import Interrupted, ParamError
 from conftest import make_pairs, tiny_params
 
 tf_runtime.init(0)
@@ -268,12 +269,12 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
                 if epoch + 1 == 2:
                     seen.update(weights=snapshot(self.model.weights),
                                 opts=[snapshot(o.variables) for o in training._optimizers(self.model)])
-                    raise training._Interrupted("test")
+                    raise Interrupted(signal.SIGTERM, "test")
 
         return Interrupting
 
     monkeypatch.setattr(training, "_epoch_checkpoint_class", interrupting_class)
-    with pytest.raises(training._Interrupted):
+    with pytest.raises(Interrupted):
         run_train(tmp_path, tiny_data, name, epochs=3)
     monkeypatch.setattr(training, "_epoch_checkpoint_class", make_class)
 

@@ -43,3 +43,38 @@ def test_missing_key_is_named():
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamError, match="not found"):
         P.load_params(tmp_path / "params.yaml")
+
+
+def test_check_params_names_every_bad_value_and_writes_the_same_text_when_valid(tmp_path):
+    from facesketch import param_check
+    from facesketch.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    param_check.check_params(params, out_file=tmp_path / "ok.txt")
+    first = (tmp_path / "ok.txt").read_bytes()
+    params.update(optimizer="sgd", epochs=3, models=["conv"])  # other valid values: the same text
+    param_check.check_params(params, out_file=tmp_path / "ok.txt")
+    assert (tmp_path / "ok.txt").read_bytes() == first == param_check.CHECKED_TEXT.encode()
+
+    params.update(optimizer="adamw", models=["dense", "nope"], tasks=["f2s", "p2s"])
+    params["split"] = {**params["split"], "test_fraction": 2}
+    with pytest.raises(ParamError) as err:
+        param_check.check_params(params, out_file=tmp_path / "bad.txt")
+    text = str(err.value)
+    assert text.startswith("4 settings are not valid:")
+    assert "optimizer='adamw' is not valid; expected one of: adam, sgd, rmsprop" in text
+    assert "models: unknown model 'nope'; expected a list of one or more of: dense, conv, conv_bn, vae, unet_gan" in text
+    assert "tasks: unknown task 'p2s'" in text and "split.test_fraction=2" in text
+    assert not (tmp_path / "bad.txt").exists()
+
+
+def test_check_params_needs_no_tensorflow():
+    """The stage runs on every param change: it must stay cheap."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from facesketch import param_check, params; "
+            "assert not param_check.problems(params.load_params('params.yaml')); "
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -259,6 +261,46 @@ def test_locked_store_is_reported_not_waited_on_forever(tmp_path, monkeypatch, c
     assert "stayed locked" in err
     assert "not logged for conv-f2s" in err and "the run; params; per-epoch metrics" in err
     assert tracker.not_logged == ["the run", "params", "per-epoch metrics"]
+
+
+def make_read_only(path: Path) -> Callable[[], None]:
+    """Make ``path`` unwritable, also for root (chattr +i; chmod alone does not stop root); returns the undo."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        path.chmod(0o444)
+        return lambda: path.chmod(0o644)
+    res = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True) if shutil.which("chattr") else None
+    if res is None or res.returncode:
+        pytest.skip(f"root, and chattr +i is not available here: nothing makes {path} read-only "
+                    f"({res.stderr.strip() if res else 'no chattr'})")
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_read_only_store_is_named_up_front_in_one_line_and_training_finishes(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker = tracking.Tracker()  # a real store with a run in it, as after a first `dvc repro`
+    assert tracker.start("facesketch", "conv-f2s", {})
+    tracker.end()
+    before = db.read_bytes()
+    capsys.readouterr()
+
+    undo = make_read_only(db)
+    try:
+        with pytest.raises(tracking.StoreUnavailable, match="read-only"):
+            tracking.check_store(uri)
+        info = run_train(tmp_path, make_data(tmp_path), epochs=1)
+    finally:
+        undo()
+    assert (tmp_path / "models" / "dense-f2s" / "model.keras").exists() and info["mlflow_run_id"] is None
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "sqlalchemy" not in err.lower() and "autoflush" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    # up front, one line naming the file and why; at the end the usual summary of what was not logged
+    assert len(lines) == 2, err[-3000:]
+    assert lines[0].startswith("warning: MLflow: dense-f2s is not logged") and f"{db} is read-only" in lines[0]
+    assert lines[1].startswith("warning: MLflow: not logged for dense-f2s") and "the run; params" in lines[1]
+    assert db.read_bytes() == before  # untouched
 
 
 def test_store_lost_mid_run_stops_logging_and_lists_the_rest(tmp_path, monkeypatch, capsys):

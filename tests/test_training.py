@@ -115,3 +115,43 @@ def test_changed_params_discard_a_stale_checkpoint(tmp_path, tiny_data):
     io.write_json(ckpt / "state.json", {"fingerprint": "something-else", "epochs_done": 5})
     info = run_train(tmp_path, tiny_data, epochs=2)
     assert info["resumed_from_epoch"] == 0
+
+
+def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path, tiny_data, venv_env, mlflow_store):
+    """SIGINT (Ctrl-C) mid-training: the stage script says where the next run resumes, in one line and no
+    traceback, exits 130 like any program Ctrl-C stops; run again, it resumes there and finishes."""
+    import shutil
+
+    import yaml
+
+    processed, split_file = tiny_data
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    (tmp_path / "data" / "split").mkdir(parents=True)
+    shutil.copy(processed, tmp_path / "data" / "processed" / "pairs.npz")
+    shutil.copy(split_file, tmp_path / "data" / "split" / "split.json")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=15)))
+    venv_env["MLFLOW_TRACKING_URI"] = mlflow_store
+    cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--model", "conv", "--task", "f2s"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=venv_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = tmp_path / "checkpoints" / "conv-f2s" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state_file.exists() and io.read_json(state_file).get("epochs_done", 0) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    done = io.read_json(state_file)["epochs_done"]
+    assert 2 <= done < 15, "the signal should land mid-training"
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"conv-f2s: interrupted; the next `dvc repro` resumes after epoch {done}"], err[-3000:]
+
+    res = subprocess.run(cmd, cwd=tmp_path, env=venv_env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming from checkpoint after epoch {done}/15" in res.stderr
+    info = io.read_json(tmp_path / "models" / "conv-f2s" / "info.json")
+    assert info["resumed_from_epoch"] == done
+    rows = list(csv.DictReader(open(tmp_path / "metrics" / "history" / "conv-f2s.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 16))

@@ -51,18 +51,22 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     if not inputs.files:
         raise FacesketchError("no images to process" + (" (see above)" if inputs.problems else ""))
     P.check_output_dir(out_dir)
+    # Loading the model takes seconds: not before at least one input is known to be an image.
+    files, unreadable = P.skip_unreadable(inputs.files, report=_err)
+    if not files:
+        raise FacesketchError("none of the inputs is a readable image (see above); nothing written")
     _note(f"using {P.describe(entry)}: {why}", ns.quiet)
     predictor = P.Predictor.load(entry, ns.batch_size)
-    progress = not ns.quiet and len(inputs.files) > 1 and sys.stderr.isatty()
-    result = P.predict_files(predictor, inputs.files, out_dir, fmt=ns.format, native=ns.size == "native",
+    progress = not ns.quiet and len(files) > 1 and sys.stderr.isatty()
+    result = P.predict_files(predictor, files, out_dir, fmt=ns.format, native=ns.size == "native",
                              grey=ns.grey, quality=ns.quality, report=_err, progress=progress)
     n = len(result.written)
     per = f", {1000 * result.seconds / n:.0f} ms/image" if n else ""
     _note(f"wrote {n} image{'s' * (n != 1)} to {out_dir}/{per}", ns.quiet and not result.failed)
-    failed = len(result.failed) + len(inputs.problems)
+    failed = len(result.failed) + len(unreadable) + len(inputs.problems)
     if failed:
-        print(f"error: {failed} input{'s' * (failed != 1)} failed (see above); the others were written",
-              file=sys.stderr)
+        rest = (f"the other {n} {'were' if n != 1 else 'was'} written" if n else "nothing was written")
+        print(f"error: {failed} input{'s' * (failed != 1)} failed (see above); {rest}", file=sys.stderr)
         return 1
     return 0
 

@@ -68,6 +68,9 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
+        # mkdtemp makes 0700; the finished folder gets what mkdir would give it (0755 under umask 022),
+        # so other users (or a container with another uid) can read the models and data
+        os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")

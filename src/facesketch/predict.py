@@ -1,12 +1,10 @@
 """Running a trained model on the user's own images (``facesketch predict``).
 
-An input is prepared exactly as the pipeline prepares its data: decoded to
-RGB uint8, resized to the model's square ``image_size`` (from its
-``info.json``) and scaled to floats in [0, 1]. Two differences, both about
-files the pipeline never sees: transparent pixels of an RGBA image are laid
-on white (paper) rather than keeping whatever colour they store, and a JPEG's
-EXIF orientation is applied, so the output matches the photo as viewers show
-it. The output is resized back to the input's width x height.
+An input is prepared exactly as the pipeline prepares its data: read by the
+same reader (:mod:`facesketch.images`: RGB uint8, transparent pixels laid on
+white, a JPEG's EXIF orientation applied), resized to the model's square
+``image_size`` (from its ``info.json``) and scaled to floats in [0, 1]. The
+output is resized back to the input's width x height.
 
 Inference runs in fixed-size batches through ``model.predict_on_batch`` (one
 traced graph for the whole run; the last batch is padded to the batch size,
@@ -36,7 +34,7 @@ import numpy as np
 
 from . import TASKS, io
 from .errors import DataError, FacesketchError
-from .tf_runtime import _quiet_fd2 as quiet_fd2  # decoders' C-level warnings (FACESKETCH_TF_VERBOSE=1 shows them)
+from .images import read_rgb
 
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
@@ -211,51 +209,9 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB, like the pipeline's ``read_rgb``
-    (grey replicated, 16-bit scaled to 8, the same error messages).
-
-    Also: JPEGs are decoded with their EXIF orientation applied, and RGBA
-    images are composited onto white. Raises DataError naming the file.
-    """
-    import cv2
-
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(3)
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not an image") from None
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not head:
-        raise DataError(f"{path}: empty file, not an image")
-    unreadable = DataError(f"{path}: not a readable image (corrupt or unsupported format)")  # as read_rgb
-    if head == b"\xff\xd8\xff":  # JPEG: no alpha; IMREAD_COLOR applies the EXIF orientation
-        with quiet_fd2():  # libjpeg's "Premature end of JPEG file" names no file; our error does
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise unreadable
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    with quiet_fd2():
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise unreadable
-    if img.dtype != np.uint8:  # 16-bit PNGs and the like: scale to 8 bits, as read_rgb does
-        if np.issubdtype(img.dtype, np.floating):
-            img = np.clip(np.nan_to_num(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        else:
-            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, np.iinfo(img.dtype).max))
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[2] != 4:
-        raise DataError(f"{path}: {img.shape[2]}-channel image not supported (expected grey, RGB or RGBA)")
-    alpha = img[..., 3:4].astype(np.float32) / 255.0
-    bgr = img[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return cv2.cvtColor(np.clip(np.rint(bgr), 0, 255).astype(np.uint8), cv2.COLOR_BGR2RGB)
+    """An image file as H x W x 3 uint8 RGB, read exactly as the pipeline reads its data
+    (:func:`facesketch.images.read_rgb`). Raises DataError naming the file."""
+    return read_rgb(path)
 
 
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -332,6 +288,21 @@ def collect_inputs(paths: Iterable[str | os.PathLike], *, recursive: bool = Fals
         else:
             out.problems.append(f"{p}: no such file or folder")
     return out
+
+
+def skip_unreadable(files: list[Path], report: Callable[[str], None]) -> tuple[list[Path], list[str]]:
+    """``files`` from the first readable image on, and the messages of those before it (each
+    also passed to ``report``): the model is loaded only when there is something to run it on."""
+    problems: list[str] = []
+    for i, f in enumerate(files):
+        try:
+            read_image(f)
+        except FacesketchError as exc:
+            problems.append(str(exc))
+            report(str(exc))
+            continue
+        return files[i:], problems
+    return [], problems
 
 
 def check_output_dir(out_dir: Path) -> None:

@@ -105,12 +105,19 @@ def check_store(uri: str) -> None:
             con = sqlite3.connect(str(db), timeout=LOCK_TIMEOUT_S)
             try:
                 con.execute("BEGIN IMMEDIATE")  # needs the write lock, which logging needs too
+                # SQLite opens a file it may not write (chmod 444, chattr +i) read-only without a word,
+                # and BEGIN IMMEDIATE still succeeds: only a write tells. This one changes nothing
+                # (the same value, rolled back).
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                con.execute(f"PRAGMA user_version = {int(version)}")
                 con.rollback()
             finally:
                 con.close()
         except sqlite3.Error as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise StoreUnavailable(f"{db} stayed locked for {LOCK_TIMEOUT_S:g} s") from None
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise StoreUnavailable(f"{db} is read-only (SQLite: {exc})") from None
             raise StoreUnavailable(f"cannot open {db}: {exc}") from None
         return
     parts = urlsplit(uri)

@@ -29,7 +29,7 @@ from . import params as P
 from . import tracking
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task, to_float
-from .errors import DataError
+from .errors import DataError, Interrupted
 
 CHECKPOINT_ROOT = Path("checkpoints")
 MODELS_DIR = Path("models")
@@ -212,12 +212,8 @@ def history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def _raise_interrupted(signum, frame):
-    raise _Interrupted(signal.Signals(signum).name)
+    raise Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
 
 
 def train(model_name: str, task: str, params: dict[str, Any], *,
@@ -229,12 +225,12 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     old_term = signal.signal(signal.SIGTERM, _raise_interrupted)
     # Ctrl-C / `dvc queue kill` send SIGINT; a parent that ignores it (e.g. a pytest-xdist worker)
     # passes SIG_IGN on and Python then installs no KeyboardInterrupt handler: install it ourselves.
-    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    old_int = signal.signal(signal.SIGINT, _raise_interrupted)
     try:
         return _train(tracker, model_name, task, params, processed_file=processed_file, split_file=split_file,
                       models_dir=models_dir, history_dir=history_dir, checkpoint_root=checkpoint_root,
                       verbose=verbose)
-    except (KeyboardInterrupt, _Interrupted):  # the MLflow run, wherever it failed: never left RUNNING
+    except KeyboardInterrupt:  # also Interrupted; the MLflow run, wherever it stopped: never left RUNNING
         tracker.end("KILLED")
         raise
     except BaseException:
@@ -330,10 +326,10 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
             model.fit(train_data, epochs=training["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
                       shuffle=False,  # make_dataset shuffles, seeded
                       callbacks=callbacks, verbose=verbose)
-    except (KeyboardInterrupt, _Interrupted):
-        print(f"{name}: interrupted; the next `dvc repro` resumes after epoch {state.get('epochs_done', 0)}",
-              file=sys.stderr)
-        raise
+    except KeyboardInterrupt as exc:  # the stage script prints this line alone and exits 130 (SIGTERM: 143)
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                          f"{name}: interrupted; the next `dvc repro` resumes after epoch "
+                          f"{state.get('epochs_done', 0)}") from None
 
     predictor = registry.predictor(model)
     info = {

@@ -55,10 +55,25 @@ def is_image_name(path: PurePosixPath | Path) -> bool:
 
 
 def list_images(root: Path) -> list[PurePosixPath]:
-    """Image files under ``root`` (any depth), relative to it, sorted."""
+    """Image files under ``root`` (any depth), relative to it, sorted.
+
+    A symbolic link whose target is gone is a DataError naming it: skipped, it
+    would resurface as its partner's "without a photo/sketch", naming the wrong file.
+    """
     root = Path(root)
-    found = [PurePosixPath(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file()]
-    return sorted(p for p in found if is_image_name(p))
+    found, broken = [], []
+    for p in root.rglob("*"):
+        rel = PurePosixPath(p.relative_to(root).as_posix())
+        if not is_image_name(rel):
+            continue
+        if p.is_file():
+            found.append(rel)
+        elif p.is_symlink() and not p.exists():
+            broken.append(f"{p} -> {p.readlink()}")
+    if broken:
+        raise DataError(f"{len(broken)} broken symbolic link(s) among the images (the file each points to "
+                        f"does not exist):" + _listing(sorted(broken)) + "\nfix or remove them")
+    return sorted(found)
 
 
 def _listing(items: list[str]) -> str:

@@ -1,5 +1,8 @@
 """The preprocess stage: decode every pair, clean it, make it RGB and square, store as uint8.
 
+Images are read by :func:`facesketch.images.read_rgb`, the reader
+``facesketch predict`` uses (RGBA laid on white, EXIF orientation applied).
+
 Cleaning (params ``preprocess:``, each step switchable, see cleaning.py):
 black alignment borders filled in, the printed file-name label in some
 sketches' top rows painted over, sketches made exactly grey. Which images
@@ -16,30 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import io
+from ..images import read_rgb  # the reader `facesketch predict` uses too: same pixels
 from .. import params as P
-from ..errors import DataError, ParamError
+from ..errors import ParamError
 from . import PROCESSED_FILE, RAW_DIR
 from . import cleaning
 from .manifest import read_manifest
 
 CLEANING_STEPS = ("fill_black_borders", "remove_sketch_label", "grey_sketches")
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read any image OpenCV decodes as H x W x 3 uint8 RGB (grey is replicated, alpha dropped)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        if not Path(path).exists():
-            raise DataError(f"{path}: file not found")
-        raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
-    if img.dtype != np.uint8:
-        # 16-bit PNGs and the like: scale to 8 bits
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, np.iinfo(img.dtype).max))
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def to_square(img: np.ndarray, size: int) -> np.ndarray:

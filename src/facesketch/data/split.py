@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import io
 from .. import params as P
-from ..errors import DataError
+from ..errors import DataError, ParamError
 from . import PROCESSED_FILE, SPLIT_FILE
 
 PROTOCOLS = ("random", "cuhk")
@@ -62,17 +62,24 @@ def make_split(ids: list[str], subsets: list[str], *, protocol: str, test_fracti
     return {"protocol": protocol, "seed": seed, "train": train, "val": val, "test": test}
 
 
-def split(params: dict[str, Any], processed_file: Path = PROCESSED_FILE, out_file: Path = SPLIT_FILE) -> dict[str, Any]:
+def settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``split:`` keys, checked: make_split's keyword arguments."""
     cfg = P.get(params, "split")
+    if not isinstance(cfg, dict):
+        raise ParamError("params.yaml: split: expected a mapping (protocol, test_fraction, val_fraction, seed)")
+    return {
+        "protocol": P.choice("split.protocol", cfg.get("protocol"), PROTOCOLS),
+        "test_fraction": float(P.number("split.test_fraction", cfg.get("test_fraction"), minimum=0, maximum=0.9)),
+        "val_fraction": float(P.number("split.val_fraction", cfg.get("val_fraction"), minimum=0, maximum=0.9)),
+        "seed": int(P.number("split.seed", cfg.get("seed"), minimum=0, integer=True)),
+    }
+
+
+def split(params: dict[str, Any], processed_file: Path = PROCESSED_FILE, out_file: Path = SPLIT_FILE) -> dict[str, Any]:
+    kwargs = settings(params)
     with np.load(processed_file) as data:
         ids = data["ids"].tolist()
         subsets = data["subsets"].tolist()
-    result = make_split(
-        ids, subsets,
-        protocol=P.choice("split.protocol", cfg.get("protocol"), PROTOCOLS),
-        test_fraction=float(P.number("split.test_fraction", cfg.get("test_fraction"), minimum=0, maximum=0.9)),
-        val_fraction=float(P.number("split.val_fraction", cfg.get("val_fraction"), minimum=0, maximum=0.9)),
-        seed=int(P.number("split.seed", cfg.get("seed"), minimum=0, integer=True)),
-    )
+    result = make_split(ids, subsets, **kwargs)
     io.write_json(out_file, result)
     return result

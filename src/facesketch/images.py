@@ -1,0 +1,72 @@
+"""Reading an image file: one reader for the pipeline (preprocess) and ``facesketch predict``.
+
+Every image becomes H x W x 3 uint8 RGB by the same rules, so a file gives the
+same pixels whether the pipeline trains on it or a user predicts from it:
+
+- grey is replicated to three channels; 16-bit (and float) images are scaled to 8 bits;
+- transparent pixels of an RGBA image are laid on white (paper): a transparent
+  pixel's stored colour is arbitrary (often black), white is what viewers show;
+- a JPEG's EXIF orientation is applied, so the image is upright as viewers show it.
+
+Errors are DataErrors naming the file. No TensorFlow here: OpenCV only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DataError
+from .tf_runtime import _quiet_fd2 as quiet_fd2  # decoders' C-level warnings (FACESKETCH_TF_VERBOSE=1 shows them)
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def on_white(bgra: np.ndarray) -> np.ndarray:
+    """A uint8 BGRA image's colour laid on white by its alpha: BGR uint8."""
+    alpha = bgra[..., 3:4].astype(np.float32) / 255.0
+    bgr = bgra[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.rint(bgr), 0, 255).astype(np.uint8)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as H x W x 3 uint8 RGB (see the module doc); a DataError naming the file if it is not one."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an image") from None
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"{path}: broken symbolic link (points to {path.readlink()}, which does not exist)") from None
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise DataError(f"{path}: empty file, not an image")
+    unreadable = DataError(f"{path}: not a readable image (corrupt or unsupported format)")
+    if head == _JPEG_MAGIC:  # JPEG: no alpha; IMREAD_COLOR applies the EXIF orientation
+        with quiet_fd2():  # libjpeg's "Premature end of JPEG file" names no file; our error does
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise unreadable
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    with quiet_fd2():
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise unreadable
+    if img.dtype != np.uint8:  # 16-bit PNGs and the like: scale to 8 bits
+        if np.issubdtype(img.dtype, np.floating):
+            img = np.clip(np.nan_to_num(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        else:
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, np.iinfo(img.dtype).max))
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.shape[2] != 4:
+        raise DataError(f"{path}: {img.shape[2]}-channel image not supported (expected grey, RGB or RGBA)")
+    return cv2.cvtColor(on_white(img), cv2.COLOR_BGR2RGB)

@@ -1,0 +1,84 @@
+"""A rejected param costs nothing: real DVC in a temporary git repo, as a user drives it.
+
+After a trained `dvc repro`, each bad `dvc exp run -S` (optimizer, loss, epochs,
+batch_size, and a misspelt model in `models`) is refused with our message
+naming the key and the valid values, before DVC deletes any stage's outputs:
+with params.yaml restored, `dvc status` reports nothing changed (no `dvc
+checkout` needed), the model and its loss history are the same bytes, and
+`dvc repro` retrains nothing nor logs another MLflow run. A value that only
+the train stage itself can refuse (a model's own setting) loses nothing
+either: the train stage's outputs are `persist`, so DVC does not delete them
+before running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import clean_env, make_project, sh, stages_run, store
+
+pytestmark = pytest.mark.slow
+
+UP_TO_DATE = "Data and pipelines are up to date."
+
+BAD = [
+    ("optimizer=adamw", "optimizer='adamw' is not valid; expected one of: adam, sgd, rmsprop"),
+    ("loss=l1", "loss='l1' is not valid; expected one of: mae, bce, mse"),
+    ("epochs=0", "epochs=0 is not valid; expected >= 1"),
+    ("batch_size=-1", "batch_size=-1 is not valid; expected >= 1"),
+    ("models=[dense,nope]", "models: unknown model 'nope'; expected a list of one or more of: dense, conv"),
+]
+
+
+def digests(proj: Path) -> dict[str, str]:
+    """Every file the train stage wrote, by content."""
+    files = sorted((proj / "models").rglob("*")) + sorted((proj / "metrics" / "history").glob("*.csv"))
+    return {str(f.relative_to(proj)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+
+def test_a_rejected_param_loses_and_retrains_nothing(tmp_path, venv_env):
+    env = clean_env(venv_env)
+    proj = make_project(tmp_path, env, epochs=1, models=["dense"], tasks=["f2s"])
+    sh(["dvc", "repro"], proj, env)
+    sh(["git", "add", "-A"], proj, env)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "trained"], proj, env)
+    trained = digests(proj)
+    assert "models/dense-f2s/model.keras" in trained and "metrics/history/dense-f2s.csv" in trained
+    client, exp = store(proj)
+    assert len(client.search_runs([exp.experiment_id])) == 1
+
+    for override, message in BAD:
+        res = subprocess.run(["dvc", "exp", "run", "-S", override], cwd=proj, env=env, capture_output=True,
+                             text=True, timeout=600)
+        out = res.stdout + res.stderr
+        assert res.returncode != 0, out[-3000:]
+        assert f"error: params.yaml: {message}" in out, out[-3000:]
+        assert "Parameters 'nope' are missing" not in out
+        assert stages_run(out) == {"check_params"}, out[-3000:]  # no stage that writes outputs started
+        sh(["git", "checkout", "params.yaml"], proj, env)
+        assert sh(["dvc", "status"], proj, env).strip() == UP_TO_DATE, override
+        assert digests(proj) == trained, override
+
+    assert sh(["git", "status", "--porcelain"], proj, env).strip() == ""
+    out = sh(["dvc", "repro"], proj, env)
+    assert stages_run(out) == set() and UP_TO_DATE in out, out[-3000:]
+    assert len(client.search_runs([exp.experiment_id])) == 1  # no duplicate MLflow run
+
+
+    # A value only the model's build refuses (dense.size: a multiple of 8) passes check_params and fails
+    # inside the train stage: its outputs are `persist`, so DVC did not delete them first; nothing to restore.
+    res = subprocess.run(["dvc", "exp", "run", "-S", "dense.size=100"], cwd=proj, env=env, capture_output=True,
+                         text=True, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "error: params.yaml: dense.size=100 is not valid" in out, out[-3000:]
+    assert "train@dense-f2s" in stages_run(out)
+    assert digests(proj) == trained
+    sh(["git", "checkout", "params.yaml"], proj, env)
+    out = sh(["dvc", "repro"], proj, env)  # check_params (its lock entry saw dense.size=100) and nothing else
+    assert stages_run(out) == {"check_params"}, out[-3000:]
+    assert digests(proj) == trained and sh(["dvc", "status"], proj, env).strip() == UP_TO_DATE
+    assert len(client.search_runs([exp.experiment_id])) == 1
