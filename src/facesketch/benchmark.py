@@ -2,7 +2,9 @@
 
 Published CUHK/CUFS results score each generated image at the test image's
 native size (CUHK: 200 wide x 250 high) against the original file, whatever
-size the network worked at. So does this module:
+size the network worked at. So does this module.
+
+The protocol, step by step:
 
 Geometry
     Each prediction (the model's image_size square, 8-bit) is resized
