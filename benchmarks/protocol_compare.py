@@ -89,11 +89,14 @@ def fmt(v: Any, key: str) -> str:
     return f"{v:.{DIGITS[key]}f}"
 
 
+OLD_COLUMNS = ("mae", "psnr", "ssim", "fsim", "rank1")  # the old scoring had no SCOOT or FSIMc
+
+
 def as_table(rows: list[dict[str, Any]]) -> str:
-    head = ["model", "task"] + [f"{k} old" for k in COLUMNS] + [f"{k} new" for k in COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (2 * len(COLUMNS))]
+    head = ["model", "task"] + [f"{k} old" for k in OLD_COLUMNS] + [f"{k} new" for k in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(OLD_COLUMNS) + len(COLUMNS))]
     for r in rows:
-        cells = [r["model"], r["task"]] + [fmt(r["old"].get(k), k) for k in COLUMNS] + \
+        cells = [r["model"], r["task"]] + [fmt(r["old"].get(k), k) for k in OLD_COLUMNS] + \
                 [fmt(r["new"].get(k), k) for k in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
