@@ -8,16 +8,19 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import make_pairs
 from facesketch import io
-from facesketch.report import BASELINE_LABELS, PUBLISHED, Metric, nice_ticks, report, results_table
+from facesketch import benchmark as B
+from facesketch.report import BASELINE_LABELS, COLUMNS, PUBLISHED, Metric, nice_ticks, report, results_table
 
 MODELS = ["dense", "conv"]
 TASKS = ["f2s", "s2f"]
-KEYS = ("mae", "psnr", "ssim", "fsim", "accuracy")
+KEYS = ("mae", "psnr", "ssim", "fsim", "rank1")
 
 
 # ---------------------------------------------------------------- the table builder
@@ -28,31 +31,44 @@ def _row(model, task, baseline=False, **values):
 
 def test_results_table_marks_best_model_and_deltas():
     rows = [
-        _row("mean_target", "f2s", True, mae=0.20, psnr=12.0, ssim=0.30, fsim=0.50, accuracy=0.05),
-        _row("grey_input", "f2s", True, mae=0.01, psnr=30.0, ssim=0.90, fsim=0.95, accuracy=1.0),  # beats all
-        _row("a", "f2s", mae=0.15, psnr=14.0, ssim=0.40, fsim=0.60, accuracy=0.20),
-        _row("b", "f2s", mae=0.18, psnr=13.0, ssim=0.45, fsim=0.60, accuracy=0.10),  # fsim tie with a
-        _row("mean_target", "s2f", True, mae=0.30, psnr=10.0, ssim=0.20, fsim=0.40, accuracy=0.0),
-        _row("a", "s2f", mae=0.35, psnr=None, ssim=0.10, fsim=0.45, accuracy=0.5),
-        _row("b", "s2f", mae=0.25, psnr=11.0, ssim=0.15, fsim=0.42, accuracy=0.5),
+        _row("mean_target", "f2s", True, mae=0.20, psnr=12.0, ssim=0.30, fsim=0.50, rank1=0.05),
+        _row("grey_input", "f2s", True, mae=0.01, psnr=30.0, ssim=0.90, fsim=0.95, rank1=1.0),  # beats all
+        _row("a", "f2s", mae=0.15, psnr=14.0, ssim=0.40, fsim=0.60, rank1=0.20),
+        _row("b", "f2s", mae=0.18, psnr=13.0, ssim=0.45, fsim=0.60, rank1=0.10),  # fsim tie with a
+        _row("mean_target", "s2f", True, mae=0.30, psnr=10.0, ssim=0.20, fsim=0.40, rank1=0.0),
+        _row("a", "s2f", mae=0.35, psnr=None, ssim=0.10, fsim=0.45, rank1=0.5),
+        _row("b", "s2f", mae=0.25, psnr=11.0, ssim=0.15, fsim=0.42, rank1=0.5),
     ]
     table = results_table(rows)
     assert [(r.task, r.model) for r in table] == [(r["task"], r["model"]) for r in rows]
     best = {(r.task, r.model): {k for k, c in r.cells.items() if c.best} for r in table}
-    assert best[("f2s", "a")] == {"mae", "psnr", "fsim", "accuracy"}   # lower MAE wins; ties both bold
+    assert best[("f2s", "a")] == {"mae", "psnr", "fsim", "rank1"}   # lower MAE wins; ties both bold
     assert best[("f2s", "b")] == {"ssim", "fsim"}
     assert best[("f2s", "mean_target")] == best[("f2s", "grey_input")] == set()  # baselines never marked
-    assert best[("s2f", "a")] == {"fsim", "accuracy"}
-    assert best[("s2f", "b")] == {"mae", "psnr", "ssim", "accuracy"}    # a's PSNR is missing
+    assert best[("s2f", "a")] == {"fsim", "rank1"}
+    assert best[("s2f", "b")] == {"mae", "psnr", "ssim", "rank1"}    # a's PSNR is missing
 
     cells = {(r.task, r.model): r.cells for r in table}
     a = cells[("f2s", "a")]
     assert a["mae"].delta == pytest.approx(-0.05) and a["mae"].better is True and a["mae"].delta_text == "-0.0500"
     assert a["psnr"].delta == pytest.approx(2.0) and a["psnr"].better is True
-    assert a["accuracy"].text == "20.0%" and a["accuracy"].delta_text == "+15.0"  # percentage points
+    assert a["rank1"].text == "20.0%" and a["rank1"].delta_text == "+15.0"  # percentage points
     assert cells[("s2f", "a")]["mae"].better is False and cells[("s2f", "a")]["psnr"].text == "-"
     assert cells[("s2f", "a")]["psnr"].delta is None
     assert cells[("f2s", "mean_target")]["mae"].delta is None  # baselines carry no delta
+    assert not any(c.significant for r in table for c in r.cells.values())  # no comparisons given
+
+
+def test_results_table_marks_significant_best_and_intervals():
+    rows = [_row("a", "f2s", ssim=0.50, mae=0.10, intervals={"ssim": [0.48, 0.52], "mae": [0.09, 0.11]}),
+            _row("b", "f2s", ssim=0.40, mae=0.11, intervals={"ssim": [0.38, 0.42], "mae": [0.10, 0.12]})]
+    compared = {("f2s", "ssim"): B.Comparison("ssim", "a", "b", 0.1, (0.08, 0.12), 10),
+                ("f2s", "mae"): B.Comparison("mae", "a", "b", -0.01, (-0.03, 0.01), 10)}
+    cells = {r.model: r.cells for r in results_table(rows, compared)}
+    assert cells["a"]["ssim"].best and cells["a"]["ssim"].significant
+    assert cells["a"]["mae"].best and not cells["a"]["mae"].significant  # its interval includes 0
+    assert not cells["b"]["ssim"].significant
+    assert cells["a"]["ssim"].interval == (0.48, 0.52) and cells["a"]["ssim"].interval_text == "[0.4800, 0.5200]"
 
 
 def test_metric_format_and_ticks():
@@ -108,9 +124,10 @@ def check_report(reports: Path, metrics: Path, models: list[str], tasks: list[st
             expected[(task, m)] = json.loads((metrics / f"{m}-{task}.json").read_text())
     assert {(t, m) for t, m, _ in page.cells} == set(expected)
     for (task, model), summary in expected.items():
-        for k in KEYS:
+        for k in KEYS + (("scoot",) if task == "f2s" else ("fsimc",)):
             shown = page.cells[(task, model, k)]
             assert (None if shown == "" else float(shown)) == summary[k], (task, model, k)
+        assert summary["protocol"]["data_range"]["ssim"] == 255
         label = f"*{BASELINE_LABELS[model]}*" if model in BASELINE_LABELS else f"**{model}**"
         assert f"| {task} | {label} |" in md, (task, model)
 
@@ -118,12 +135,13 @@ def check_report(reports: Path, metrics: Path, models: list[str], tasks: list[st
     if "f2s" in tasks:
         assert "greyscale input" in md and "greyscale input" in text
     for p in PUBLISHED:
-        for k in ("psnr", "ssim"):
+        for k in ("psnr", "ssim", "fsim", "fsimc", "lpips"):
             if k in p:
                 assert f">{p[k]}<" in text and f"| {p[k]} |" in md
-    assert "own random 80/20 split, not comparable run-for-run" in text
-    for setting in ("BT.601", "data_range 1.0", "Rank-1"):
-        assert setting in md and setting in text
+    assert "github.com/chaofengc/Face-Sketch-SCG" in md and "github.com/chaofengc/Face-Sketch-SCG" in text
+    assert "own random 80/20 split" in text and "LPIPS, DISTS and FID are not computed here" in md
+    for setting in ("BT.601", "data range 255", "Rank-1", "native", "bootstrap", "original fetched file"):
+        assert setting in md and setting in text, setting
 
 
 # ---------------------------------------------------------------- a report from fabricated outputs
@@ -140,25 +158,36 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
     io.write_json(root / "data/split/split.json", split)
     rng = np.random.default_rng(0)
 
-    def summary():
-        return {"mae": float(rng.uniform(0.05, 0.3)), "psnr": float(rng.uniform(10, 20)),
-                "ssim": float(rng.uniform(0.2, 0.8)), "fsim": float(rng.uniform(0.5, 0.9)),
-                "accuracy": float(rng.choice([0.0, 1 / 3, 2 / 3])), "n_images": 3, "psnr_infinite": 0}
+    def per_image(task, shift=0.0):
+        n = len(split["test"])
+        table = pd.DataFrame({"id": split["test"], "mae": rng.uniform(0.05, 0.3, n) - shift / 10,
+                              "psnr": rng.uniform(10, 20, n) + 10 * shift, "ssim": rng.uniform(0.2, 0.6, n) + shift,
+                              "fsim": rng.uniform(0.5, 0.7, n) + shift, "rank1": rng.integers(0, 2, n)})
+        table["scoot" if task == "f2s" else "fsimc"] = rng.uniform(0.3, 0.6, n) + shift
+        return table
+
+    def summary(task, table):
+        return B.summarize(task, table)
 
     for task in tasks:
         io.write_json(root / f"metrics/baselines-{task}.json",
-                      {"mean_target": summary(), **({"grey_input": summary()} if task == "f2s" else {})})
+                      {"mean_target": summary(task, per_image(task)),
+                       **({"grey_input": summary(task, per_image(task))} if task == "f2s" else {})})
         for i, m in enumerate(models):
             name = f"{m}-{task}"
-            io.write_json(root / f"metrics/{name}.json", summary())
+            table = per_image(task, shift=0.3 * i)  # the second model clearly better on every metric
+            io.write_text(root / f"metrics/per_image/{name}.csv", table.to_csv(index=False))
+            io.write_json(root / f"metrics/{name}.json", summary(task, table))
             io.write_json(root / f"models/{name}/info.json", {
                 "parameters": 123456 + i, "train_seconds": 12.5, "epochs": 3, "n_train": 7, "n_val": 2,
                 "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 4, "loss": "mae"},
                 "config": {"alpha": 0.2} if i else {}})
             gan = "epoch,loss,g_l1_loss,val_loss\n1,40.0,0.3,0.31\n2,30.0,0.25,0.27\n3,25.0,0.2,0.24\n"
             io.write_text(root / f"metrics/history/{name}.csv", gan if i else "epoch,loss,val_loss\n1,0.3,0.32\n2,0.2,0.25\n3,0.15,0.22\n")
-            io.save_npz(root / f"data/predictions/{name}.npz", ids=np.array(split["test"][::-1]),
-                        predictions=rng.integers(0, 255, (len(split["test"]), 32, 32, 3), dtype=np.uint8))
+            for pid in split["test"]:  # native-size PNGs, as evaluate saves them (grey for f2s)
+                shape = (50, 40) if task == "f2s" else (50, 40, 3)
+                ok, buf = cv2.imencode(".png", rng.integers(0, 255, shape, dtype=np.uint8))
+                io.write_bytes(root / f"data/predictions/{name}/{pid}.png", buf.tobytes())
 
 
 def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
@@ -179,6 +208,9 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     assert "train (g_l1_loss)" in html_text  # the GAN-like history plots its L1, like its val_loss
     md = (tmp_path / "reports/report.md").read_text()
     assert "leave such images out: conv s2f: 1 of 3." in md and "conv s2f: 1 of 3" in html_text
+    # the second model is clearly better: marked as beating the runner-up, in both documents
+    assert f"| f2s | ssim | conv | dense |".replace("ssim", "SSIM") in md and "conv beats dense" in md
+    assert "conv beats dense" in html_text and "†" in md and "†" in html_text
     svg = (tmp_path / "reports/loss-curves.svg").read_text()
     assert svg.startswith("<svg xmlns=") and svg.count("<polyline") == 2 * len(MODELS) * len(TASKS)
 

@@ -1,4 +1,11 @@
-"""The evaluate stage: score a trained model (and the baselines) on the test split."""
+"""The evaluate stage: score a trained model (and the baselines) on the test split.
+
+Scoring follows the benchmark protocol of ``facesketch.benchmark``: native-size
+predictions saved as PNGs under ``data/predictions/``, original targets from
+``data/raw``; ``metrics/<name>.json`` holds the means (top level), their
+bootstrap intervals and the protocol, ``metrics/per_image/<name>.csv`` one
+row per test image.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,26 @@ from typing import Any
 
 import numpy as np
 
+from . import benchmark as B
 from . import io, tracking
-from . import metrics as M
-from .data import PROCESSED_FILE, SPLIT_FILE
+from .data import PROCESSED_FILE, RAW_DIR, SPLIT_FILE
 from .data.dataset import load_task, to_float, to_uint8
 
 METRICS_DIR = Path("metrics")
 PREDICTIONS_DIR = Path("data/predictions")
 
 
-def score(preds: np.ndarray, targets: np.ndarray, ids: list[str]) -> tuple[dict[str, Any], "Any"]:
-    """(summary, per-image table) of float predictions against uint8 targets."""
-    target_f = to_float(targets)
-    per_image = M.per_image_metrics(preds, target_f, ids)
-    return M.summarize(per_image, M.rank1_accuracy(preds, target_f)), per_image
+def score(task: str, preds_u8: np.ndarray, ids: list[str], out_dir: Path,
+          raw_dir: Path = RAW_DIR) -> tuple[dict[str, Any], "Any"]:
+    """(summary, per-image table) of 8-bit predictions by the benchmark protocol; the native
+    predictions scored are saved in ``out_dir``."""
+    return B.score(task, preds_u8, ids, B.read_targets(task, ids, raw_dir), out_dir)
+
+
+def logged_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The summary's numeric top-level values (what DVC's metrics compare) as MLflow test_* metrics."""
+    return {f"test_{k}": v for k, v in summary.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRICS_DIR) -> None:
@@ -30,7 +43,7 @@ def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRIC
 
 def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
-             split_file: Path = SPLIT_FILE, batch_size: int = 16) -> dict[str, Any]:
+             split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
     from .training import INFO_FILE, load_predictor
 
     name = f"{model_name}-{task}"
@@ -40,17 +53,15 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
     model = load_predictor(model_dir)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
     preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0))
-    preds = to_float(preds_u8)
-    summary, per_image = score(preds, test.targets, test.ids)
+    summary, per_image = score(task, preds_u8, test.ids, Path(predictions_dir) / name, raw_dir)
     write_scores(name, summary, per_image, metrics_dir)
-    io.save_npz(Path(predictions_dir) / f"{name}.npz", ids=np.array(test.ids), predictions=preds_u8)
     if info.get("mlflow_run_id"):
         from .report import image_grid
 
         shown = min(4, len(test.ids))
         sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),
                                                ("target", test.targets)])
-        tracking.log_to_run(info["mlflow_run_id"], {f"test_{k}": v for k, v in summary.items()},
+        tracking.log_to_run(info["mlflow_run_id"], logged_metrics(summary),
                             [Path(metrics_dir) / "per_image" / f"{name}.csv"], {"test_samples.png": sample},
                             artifact_path="per_image", label=f"evaluation of {name}")
     else:
@@ -65,8 +76,13 @@ def greyscale(images: np.ndarray) -> np.ndarray:
 
 
 def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Path = PROCESSED_FILE,
-              split_file: Path = SPLIT_FILE) -> dict[str, dict[str, Any]]:
-    """What every model must beat: the mean training target and, for f2s, the grey photo."""
+              split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR,
+              predictions_dir: Path = PREDICTIONS_DIR) -> dict[str, dict[str, Any]]:
+    """What every model must beat: the mean training target and, for f2s, the grey photo.
+
+    Each is made at image_size like a model's output and scored the same way;
+    its native predictions go to ``data/predictions/baselines-<task>/<kind>/``.
+    """
     train = load_task(task, "train", processed_file, split_file)
     test = load_task(task, "test", processed_file, split_file)
     n = len(test.ids)
@@ -75,9 +91,11 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
         candidates["grey_input"] = greyscale(to_float(test.inputs))
     import pandas as pd
 
+    targets = B.read_targets(task, test.ids, raw_dir)
     results, tables = {}, []
     for kind, preds in candidates.items():
-        summary, per_image = score(np.ascontiguousarray(preds, np.float32), test.targets, test.ids)
+        summary, per_image = B.score(task, to_uint8(preds), test.ids, targets,
+                                     Path(predictions_dir) / f"baselines-{task}" / kind)
         results[kind] = summary
         tables.append(per_image.assign(baseline=kind))
     io.write_text(Path(metrics_dir) / "per_image" / f"baselines-{task}.csv",

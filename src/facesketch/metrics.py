@@ -36,6 +36,19 @@ FSIM
     k = 2.0 with the /1.7 PC_2 rescaling, epsilon 1e-4); gradient magnitude by
     the Scharr operator [3 0 -3; 10 0 -10; 3 0 -3] / 16 (zero padded);
     T1 = 0.85, T2 = 160; pooling weighted by max(PC1, PC2).
+FSIMc
+    The colour FSIM of the same paper and FeatureSIM.m: FSIM's similarity
+    times real((S_I * S_Q) ** 0.03) on the YIQ chroma
+    I = 0.596 R - 0.274 G - 0.322 B, Q = 0.211 R - 0.523 G + 0.312 B (0-255,
+    downsampled like Y), S_I, S_Q with T3 = T4 = 200; equal to FSIM for grey.
+SCOOT
+    Fan et al., "Scoot: A Perceptual Metric for Facial Sketches", ICCV 2019,
+    following the authors' ScootMeasure.m on 8-bit grey images: 4 x 4 blocks;
+    per block the 6-level grey-level co-occurrence counts (MATLAB graycomatrix
+    quantisation floor(6 I / 255 + 1), offsets (0, 1), (-1, 1), (-1, 0),
+    (-1, -1), counted with skimage's graycomatrix), averaged over the four
+    and rounded; contrast and energy (skimage's graycoprops "contrast" and
+    "ASM"); SCOOT = 1 / (1 + L2 distance of the 32 numbers of each image).
 Rank-1 accuracy
     For each generated image i, the nearest real target among all N test
     targets; the score is the share of i whose nearest target is target i.
@@ -61,6 +74,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 from scipy.spatial.distance import cdist
+from skimage.feature import graycomatrix, graycoprops
 from skimage.metrics import structural_similarity
 
 # SSIM (Wang et al. 2004) settings, shared by ssim() and the rank-1 SSIM matrix.
@@ -81,10 +95,20 @@ PC_DTHETA_ON_SIGMA = 1.2
 PC_K = 2.0
 PC_EPSILON = 1e-4
 FSIM_MIN_SIZE = 7  # a guard, not part of FSIM: below this, 3x3 gradients are mostly border
+FSIM_T3 = FSIM_T4 = 200.0  # FSIMc's chroma constants
+FSIMC_LAMBDA = 0.03
+
+# ScootMeasure.m: 4 x 4 blocks, 6 grey levels, MATLAB offsets [0 1; -1 1; -1 0; -1 -1] as skimage angles
+# (skimage's offset for angle a is (round(sin a), round(cos a)) in (row, col)).
+SCOOT_BLOCKS = 4
+SCOOT_LEVELS = 6
+SCOOT_ANGLES = (0.0, -np.pi / 4, -np.pi / 2, -3 * np.pi / 4)
 
 _SCHARR_X = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]], dtype=np.float64) / 16
 _SCHARR_Y = np.array([[3, 10, 3], [0, 0, 0], [-3, -10, -3]], dtype=np.float64) / 16
 _LUMA = np.array([0.299, 0.587, 0.114])
+_YIQ_I = np.array([0.596, -0.274, -0.322])
+_YIQ_Q = np.array([0.211, -0.523, 0.312])
 
 MEASURES = ("ssim", "l2")
 COLUMNS = ("id", "mae", "psnr", "ssim", "fsim")
@@ -116,7 +140,7 @@ def _check_min_size(shape: tuple[int, ...], minimum: int, what: str) -> None:
                          f"(image shape {tuple(shape)})")
 
 
-def _parallel_map(fn, items: Sequence) -> list:
+def parallel_map(fn, items: Sequence) -> list:
     """fn over items on a thread per CPU, results in order.
 
     The heavy work (ndimage filters, FFTs, large-array numpy ops) releases the
@@ -130,9 +154,15 @@ def _parallel_map(fn, items: Sequence) -> list:
         return list(pool.map(fn, items))
 
 
+
+def _weighted(images: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """w[0] R + w[1] G + w[2] B of (..., 3) images, term by term as FeatureSIM.m writes it."""
+    return images[..., 0] * w[0] + images[..., 1] * w[1] + images[..., 2] * w[2]
+
+
 def _grey(images: np.ndarray) -> np.ndarray:
     """BT.601 luminance of (..., 3) images, same scale as the input."""
-    return images[..., 0] * _LUMA[0] + images[..., 1] * _LUMA[1] + images[..., 2] * _LUMA[2]
+    return _weighted(images, _LUMA)
 
 
 # ---------------------------------------------------------------- MAE / PSNR / SSIM
@@ -196,7 +226,7 @@ def _ssim_matrix(x: np.ndarray, y: np.ndarray, data_range: float = 1.0, chunk_pi
             out[sl] = s[:, pad:h - pad, pad:w - pad].mean(axis=(1, 2))
         return out
 
-    return np.stack(_parallel_map(row, range(len(x))))
+    return np.stack(parallel_map(row, range(len(x))))
 
 
 # ---------------------------------------------------------------- FSIM
@@ -305,18 +335,41 @@ def phase_congruency(images: np.ndarray) -> np.ndarray:
     return np.divide(energy_all, an_all, out=np.zeros_like(energy_all), where=an_all > 0)
 
 
-def _fsim_luminance(image: np.ndarray) -> np.ndarray:
-    """FeatureSIM.m's Y on the 0-255 scale, after its automatic downsampling."""
-    y = _grey(image * 255.0)
-    rows, cols = y.shape
+def _fsim_downsample(channel: np.ndarray) -> np.ndarray:
+    """FeatureSIM.m's automatic downsampling of one channel: F x F mean filter, every F-th pixel."""
+    rows, cols = channel.shape
     f = max(1, _matlab_round(min(rows, cols) / 256))
     if f > 1:
-        y = _conv2_same(y, np.full((f, f), 1.0 / (f * f)))[::f, ::f]
-    return y
+        channel = _conv2_same(channel, np.full((f, f), 1.0 / (f * f)))[::f, ::f]
+    return channel
+
+
+def _fsim_luminance(image: np.ndarray) -> np.ndarray:
+    """FeatureSIM.m's Y on the 0-255 scale, after its automatic downsampling."""
+    return _fsim_downsample(_grey(image * 255.0))
 
 
 def _gradient_magnitude(y: np.ndarray) -> np.ndarray:
     return np.sqrt(_conv2_same(y, _SCHARR_X) ** 2 + _conv2_same(y, _SCHARR_Y) ** 2)
+
+
+def _fsim_maps(y1: np.ndarray, y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S_PC * S_G, PC_m) of two downsampled luminance images; raises where FSIM is undefined."""
+    pc1, pc2 = phase_congruency(np.stack([y1, y2]))
+    g1, g2 = _gradient_magnitude(y1), _gradient_magnitude(y2)
+    s_pc = (2 * pc1 * pc2 + FSIM_T1) / (pc1 ** 2 + pc2 ** 2 + FSIM_T1)
+    s_g = (2 * g1 * g2 + FSIM_T2) / (g1 ** 2 + g2 ** 2 + FSIM_T2)
+    pc_m = np.maximum(pc1, pc2)
+    if pc_m.sum() == 0.0 and not np.array_equal(y1, y2):
+        raise ValueError("FSIM is undefined: neither image has any phase congruency (both are flat)")
+    return s_g * s_pc, pc_m
+
+
+def _pooled(similarity: np.ndarray, pc_m: np.ndarray) -> float:
+    weight = pc_m.sum()
+    if weight == 0.0:  # both flat and identical (_fsim_maps refused the rest)
+        return 1.0
+    return float(np.sum(similarity * pc_m) / weight)
 
 
 def fsim(pred, target) -> float:
@@ -336,18 +389,107 @@ def fsim(pred, target) -> float:
     """
     pred, target = _as_images(pred, target, batch=False)
     _check_min_size(pred.shape, FSIM_MIN_SIZE, "FSIM")
-    y1, y2 = _fsim_luminance(pred), _fsim_luminance(target)
-    pc1, pc2 = phase_congruency(np.stack([y1, y2]))
-    g1, g2 = _gradient_magnitude(y1), _gradient_magnitude(y2)
-    s_pc = (2 * pc1 * pc2 + FSIM_T1) / (pc1 ** 2 + pc2 ** 2 + FSIM_T1)
-    s_g = (2 * g1 * g2 + FSIM_T2) / (g1 ** 2 + g2 ** 2 + FSIM_T2)
-    pc_m = np.maximum(pc1, pc2)
-    weight = pc_m.sum()
-    if weight == 0.0:
-        if np.array_equal(y1, y2):
-            return 1.0
-        raise ValueError("FSIM is undefined: neither image has any phase congruency (both are flat)")
-    return float(np.sum(s_g * s_pc * pc_m) / weight)
+    return _pooled(*_fsim_maps(_fsim_luminance(pred), _fsim_luminance(target)))
+
+
+def fsimc(pred, target) -> float:
+    """FSIMc, the colour FSIM of the same paper, of RGB images in [0, 1]; see ``featuresim``."""
+    pred, target = _as_images(pred, target, batch=False)
+    return featuresim(pred * 255.0, target * 255.0)[1]
+
+
+def featuresim(ref, dis) -> tuple[float, float]:
+    """(FSIM, FSIMc) exactly as the authors' ``[FSIM, FSIMc] = FeatureSIM(imageRef, imageDis)``.
+
+    Inputs on the 0-255 scale, as FeatureSIM.m expects: both (H, W) grey or
+    both (H, W, 3) RGB, any real dtype (uint8 8-bit images included). Grey:
+    FSIM on the values themselves, and FSIMc = FSIM (no chroma). RGB: FSIM on
+    Y = 0.299 R + 0.587 G + 0.114 B (not rounded); FSIMc also compares the
+    YIQ chroma I = 0.596 R - 0.274 G - 0.322 B, Q = 0.211 R - 0.523 G + 0.312 B
+    (each downsampled like Y) with T3 = T4 = 200 and weight
+    real((S_I * S_Q) ** 0.03) (lambda 0.03; the real part of the principal
+    power where the product is negative, as MATLAB's .^ and real()).
+    """
+    ref, dis = np.asarray(ref), np.asarray(dis)
+    if ref.shape != dis.shape or ref.ndim not in (2, 3) or (ref.ndim == 3 and ref.shape[-1] != 3):
+        raise ValueError(f"FeatureSIM needs two (H, W) grey or two (H, W, 3) RGB images of one shape; "
+                         f"got {ref.shape} and {dis.shape}")
+    ref, dis = ref.astype(np.float64), dis.astype(np.float64)
+    for name, a in (("ref", ref), ("dis", dis)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    _check_min_size(ref.shape + (1,) if ref.ndim == 2 else ref.shape, FSIM_MIN_SIZE, "FSIM")
+    if ref.ndim == 2:
+        score = _pooled(*_fsim_maps(_fsim_downsample(ref), _fsim_downsample(dis)))
+        return score, score
+    similarity, pc_m = _fsim_maps(_fsim_downsample(_grey(ref)), _fsim_downsample(_grey(dis)))
+    i1, i2 = (_fsim_downsample(_weighted(a, _YIQ_I)) for a in (ref, dis))
+    q1, q2 = (_fsim_downsample(_weighted(a, _YIQ_Q)) for a in (ref, dis))
+    s_i = (2 * i1 * i2 + FSIM_T3) / (i1 ** 2 + i2 ** 2 + FSIM_T3)
+    s_q = (2 * q1 * q2 + FSIM_T4) / (q1 ** 2 + q2 ** 2 + FSIM_T4)
+    chroma = np.real(np.power((s_i * s_q).astype(np.complex128), FSIMC_LAMBDA))
+    return _pooled(similarity, pc_m), _pooled(similarity * chroma, pc_m)
+
+
+# ---------------------------------------------------------------- SCOOT
+
+def _scoot_levels(image: np.ndarray) -> np.ndarray:
+    """MATLAB graycomatrix's quantisation of a uint8 image (GrayLimits [0 255]) to 0-based levels.
+
+    graycomatrix maps I to floor(slope * I + 1) with slope = NumLevels / 255,
+    clipped to 1..NumLevels; here one less, as skimage counts from 0.
+    """
+    slope = SCOOT_LEVELS / 255.0
+    return (np.clip(np.floor(slope * image.astype(np.float64) + 1.0), 1, SCOOT_LEVELS) - 1).astype(np.uint8)
+
+
+def _scoot_features(levels: np.ndarray) -> np.ndarray:
+    """(contrast, energy) of each of the 4 x 4 blocks, in ScootMeasure.m's order: shape (16, 2)."""
+    rows, cols = levels.shape
+    r_edges = [rows * v // SCOOT_BLOCKS for v in range(SCOOT_BLOCKS + 1)]
+    c_edges = [cols * v // SCOOT_BLOCKS for v in range(SCOOT_BLOCKS + 1)]
+    out = np.empty((SCOOT_BLOCKS * SCOOT_BLOCKS, 2))
+    for i in range(SCOOT_BLOCKS):
+        for j in range(SCOOT_BLOCKS):
+            block = levels[r_edges[i]:r_edges[i + 1], c_edges[j]:c_edges[j + 1]]
+            counts = graycomatrix(block, [1], SCOOT_ANGLES, levels=SCOOT_LEVELS)  # (L, L, 1, 4)
+            # round(mean(GLCMS, 3)): MATLAB rounds halves away from zero (counts are >= 0)
+            averaged = np.floor(counts.mean(axis=3, keepdims=True) + 0.5)
+            out[i * SCOOT_BLOCKS + j] = (graycoprops(averaged, "contrast")[0, 0],
+                                         graycoprops(averaged, "ASM")[0, 0])  # MATLAB's Energy is skimage's ASM
+    return out
+
+
+def scoot(sketch, synthesis) -> float:
+    """SCOOT (Fan et al., 2019) of a generated sketch against the real one, as ScootMeasure.m.
+
+    Both (H, W) uint8 grey images (the measure is defined on 8-bit grey: its
+    grey levels come from uint8's 0-255 range). Each image is cut into 4 x 4
+    blocks (edges floor(size * v / 4)); per block, MATLAB graycomatrix's 6-level
+    co-occurrence counts for the offsets (row, col) (0, 1), (-1, 1), (-1, 0),
+    (-1, -1) (skimage angles 0, -pi/4, -pi/2, -3pi/4 at distance 1, not
+    symmetric), averaged over the 4 and rounded; graycoprops' contrast and
+    energy (sum of squared normalised counts, skimage's "ASM") of that. The
+    32 numbers of each image form a vector; SCOOT = 1 / (1 + ||v_sketch - v_synthesis||_2).
+    Symmetric; 1 for identical images.
+
+    One deviation: ScootMeasure.m refuses an image whose pixels are all
+    equal ("the input is illegal"); here it is scored like any other (its
+    blocks have contrast 0 and energy 1), so a model that collapses to a
+    constant output still gets a (low) score instead of stopping evaluation.
+    Raises ValueError for non-uint8 or non-2-D input and images under 8x8.
+    """
+    a, b = np.asarray(sketch), np.asarray(synthesis)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"SCOOT needs two (H, W) grey images of one shape; got {a.shape} and {b.shape}")
+    for name, img in (("sketch", a), ("synthesis", b)):
+        if img.dtype != np.uint8:
+            raise ValueError(f"SCOOT needs 8-bit grey images (uint8); {name} has dtype {img.dtype}")
+    if min(a.shape) < 2 * SCOOT_BLOCKS:
+        raise ValueError(f"SCOOT needs images of at least {2 * SCOOT_BLOCKS}x{2 * SCOOT_BLOCKS} pixels "
+                         f"(4 x 4 blocks of 2 x 2 or more); got {a.shape[0]}x{a.shape[1]}")
+    diff = _scoot_features(_scoot_levels(a)) - _scoot_features(_scoot_levels(b))
+    return float(1.0 / (1.0 + np.linalg.norm(diff.ravel())))
 
 
 # ---------------------------------------------------------------- rank-1 recognition
@@ -395,11 +537,27 @@ def rank1_matching(preds, targets, measure: str = "ssim") -> Rank1Match:
         # cdist subtracts pixel by pixel: exact, unlike the |a|^2 + |b|^2 - 2ab expansion.
         scores = cdist(preds.reshape(n, -1), targets.reshape(n, -1), metric="euclidean")
         nearness = -scores  # negation is exact, so ties stay ties
+    return _match(measure, scores, nearness)
+
+
+def _match(measure: str, scores: np.ndarray, nearness: np.ndarray) -> Rank1Match:
     nearest = np.argmax(nearness, axis=1)
     rivals = nearness >= np.diag(nearness)[:, None]  # targets at least as near as the partner
     np.fill_diagonal(rivals, False)
     correct = ~rivals.any(axis=1)
     return Rank1Match(measure, scores, nearest, correct)
+
+
+def rank1_matching_grey(preds, targets, data_range: float) -> Rank1Match:
+    """``rank1_matching`` by SSIM of grey (N, H, W) batches on any scale (e.g. 8-bit values
+    with data_range 255), the same SSIM settings; the benchmark protocol's rank-1."""
+    preds, targets = np.asarray(preds, np.float64), np.asarray(targets, np.float64)
+    if preds.shape != targets.shape or preds.ndim != 3 or len(preds) == 0:
+        raise ValueError(f"preds and targets must both have shape (N, H, W), N > 0; "
+                         f"got {preds.shape} and {targets.shape}")
+    _check_min_size(preds.shape + (1,), SSIM_WIN, f"SSIM's {SSIM_WIN}x{SSIM_WIN} Gaussian window")
+    scores = _ssim_matrix(preds, targets, data_range=data_range)
+    return _match("ssim", scores, scores)
 
 
 def rank1_accuracy(preds, targets, measure: str = "ssim") -> float:
@@ -423,7 +581,7 @@ def per_image_metrics(preds, targets, ids: Sequence[str]) -> pd.DataFrame:
         p, t = preds[k], targets[k]
         return {"id": ids[k], "mae": mae(p, t), "psnr": psnr(p, t), "ssim": ssim(p, t), "fsim": fsim(p, t)}
 
-    rows = _parallel_map(row, range(len(ids)))
+    rows = parallel_map(row, range(len(ids)))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

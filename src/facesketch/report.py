@@ -1,4 +1,4 @@
-"""The report stage: the study's Table III for our runs, image grids and loss curves.
+"""The report stage: our runs scored by the benchmark protocol, image grids and loss curves.
 
 Writes ``reports/report.md`` (with ``grid-<task>.png``, ``grid.png`` and
 ``loss-curves.svg`` beside it) and ``reports/report.html``, a single
@@ -6,9 +6,12 @@ self-contained page: images are base64 ``data:`` URIs, the loss curves inline
 SVG, the style inline; it loads nothing from anywhere.
 
 The results table has one row per model x task plus the baselines (the mean
-training target and, for f2s, the greyscale input photo). Per task and metric
-the best *model* value is bold, and each model value carries its difference
-to the mean-target baseline. The study's published figures stand beside it.
+training target and, for f2s, the greyscale input photo), scored by the
+protocol of ``facesketch.benchmark`` (native size, original targets). Each
+value carries its 95% bootstrap interval; per task and metric the best *model*
+value is bold, marked † when a paired bootstrap says it beats the runner-up,
+and each model value carries its difference to the mean-target baseline.
+Published results (with source, test set and protocol) stand beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
+from . import benchmark as B
 from . import io
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task
@@ -71,18 +75,44 @@ METRICS = (
     Metric("psnr", "PSNR (dB)", True, 2),
     Metric("ssim", "SSIM", True, 4),
     Metric("fsim", "FSIM", True, 4),
-    Metric("accuracy", "Rank-1 acc.", True, 1, percent=True),
+    Metric("fsimc", "FSIMc", True, 4),
+    Metric("scoot", "SCOOT", True, 4),
+    Metric("rank1", "Rank-1 acc.", True, 1, percent=True),
 )
 COLUMNS = tuple(m.key for m in METRICS)
+SIGNIFICANT_MARK = "†"
 
-# The study's Table III figures we know (its own random 80/20 split of the CUHK
-# student set). Nothing else is known: every other cell stays "-".
-PUBLISHED_LABEL = "Published in the study (own random 80/20 split, not comparable run-for-run)"
+# Published results: only numbers read in a paper or its authors' own code/README,
+# each with its source. Nothing else is known: every other cell stays "-".
+PUBLISHED_LABEL = "Published results (each with its test set and protocol; not run-for-run comparable)"
+PUBLISHED_COLUMNS = (("fsim", "FSIM"), ("fsimc", "FSIMc"), ("ssim", "SSIM"), ("psnr", "PSNR"),
+                     ("lpips", "LPIPS"), ("dists", "DISTS"))
+_SCG = ("Chen, Liu, Tan & Wong, Semi-supervised Cycle-GAN for face photo-sketch translation in the wild, "
+        "CVIU 2023; numbers from the authors' README, github.com/chaofengc/Face-Sketch-SCG")
+_SCG_PROTOCOL = ("outputs saved at the test image's size (evaluate.py); FSIM by pyiqa 'fsim' on RGB "
+                 "(chromatic, i.e. FSIMc; for grey sketches equal to FSIM), LPIPS-VGG, DISTS")
 PUBLISHED = (
-    {"task": "f2s", "model": "best conv autoencoder", "psnr": 19.4, "ssim": 0.67},
-    {"task": "s2f", "model": "best conv + BatchNorm autoencoder", "psnr": 13.5, "ssim": 0.64},
-    {"task": "both", "model": "VAE", "note": "failed to train (no figures)"},
+    {"task": "f2s", "model": "best conv autoencoder", "year": "", "test_set": "CUHK student, own random 80/20 split",
+     "protocol": "the study's (not stated)", "source": "the study, Table III", "psnr": 19.4, "ssim": 0.67},
+    {"task": "s2f", "model": "best conv + BatchNorm autoencoder", "year": "",
+     "test_set": "CUHK student, own random 80/20 split", "protocol": "the study's (not stated)",
+     "source": "the study, Table III", "psnr": 13.5, "ssim": 0.64},
+    {"task": "both", "model": "VAE", "year": "", "test_set": "", "protocol": "", "source": "the study",
+     "note": "failed to train (no figures)"},
+    {"task": "f2s", "model": "SCG, paper", "year": 2023, "test_set": "CUFS test set", "protocol": _SCG_PROTOCOL,
+     "source": _SCG + " ('Paper Results (AtoB)')", "fsim": 0.7343, "lpips": 0.3232, "dists": 0.1967},
+    {"task": "f2s", "model": "SCG, released model", "year": 2023, "test_set": "CUFS test set",
+     "protocol": _SCG_PROTOCOL, "source": _SCG + " ('Released', AtoB)", "fsim": 0.7349, "lpips": 0.3140,
+     "dists": 0.1875},
+    {"task": "s2f", "model": "SCG, paper", "year": 2023, "test_set": "CUFS test set", "protocol": _SCG_PROTOCOL,
+     "source": _SCG + " ('Paper Results (BtoA)')", "fsimc": 0.7652, "lpips": 0.3374, "dists": 0.1710},
+    {"task": "s2f", "model": "SCG, released model", "year": 2023, "test_set": "CUFS test set",
+     "protocol": _SCG_PROTOCOL, "source": _SCG + " ('Released', BtoA)", "fsimc": 0.7789, "lpips": 0.2874,
+     "dists": 0.1633},
 )
+NOT_COMPUTED_NOTE = ("LPIPS, DISTS and FID are not computed here: they need pretrained network weights "
+                     "(VGG/AlexNet, Inception) that this pipeline cannot download; published LPIPS/DISTS "
+                     "figures are shown for reference only.")
 
 
 # ---------------------------------------------------------------- collecting
@@ -108,6 +138,27 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
     return rows
 
 
+def comparisons(models: list[str], tasks: list[str],
+                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], B.Comparison]:
+    """(task, metric) -> best model vs runner-up by a paired bootstrap over their per-image scores."""
+    import pandas as pd
+
+    out = {}
+    for task in tasks:
+        tables = {}
+        for model in models:
+            path = Path(metrics_dir) / "per_image" / f"{model}-{task}.csv"
+            if path.exists():
+                tables[model] = pd.read_csv(path)
+        if len(tables) < 2:
+            continue
+        for metric in B.TASK_METRICS.get(task, ()):
+            comp = B.compare_best(metric, B.aligned_per_image(tables, metric))
+            if comp is not None:
+                out[(task, metric)] = comp
+    return out
+
+
 # ---------------------------------------------------------------- the results table
 
 @dataclass
@@ -118,6 +169,9 @@ class Cell:
     delta_text: str = ""
     better: bool | None = None      # the delta is an improvement (None: no delta or zero)
     best: bool = False              # the best model value of its task for this metric
+    interval: tuple[float, float] | None = None   # 95% bootstrap interval of the mean
+    interval_text: str = ""
+    significant: bool = False       # best, and beats the runner-up by the paired bootstrap
 
 
 @dataclass
@@ -141,8 +195,11 @@ def _best(values: Iterable[float | None], metric: Metric) -> float | None:
     return max(present) if metric.higher_is_better else min(present)
 
 
-def results_table(rows: list[dict[str, Any]]) -> list[TableRow]:
-    """Rows in input order with formatted cells; best models bold, deltas to the mean target."""
+def results_table(rows: list[dict[str, Any]],
+                  compared: dict[tuple[str, str], B.Comparison] | None = None) -> list[TableRow]:
+    """Rows in input order with formatted cells; best models bold (marked significant where
+    ``compared`` says the best beats the runner-up), intervals, deltas to the mean target."""
+    compared = compared or {}
     out = []
     for task in dict.fromkeys(r["task"] for r in rows):
         group = [r for r in rows if r["task"] == task]
@@ -153,10 +210,23 @@ def results_table(rows: list[dict[str, Any]]) -> list[TableRow]:
             row = TableRow(task, r["model"], r.get("label", r["model"]), bool(r["baseline"]))
             against = None if row.baseline else reference  # baselines get no delta and are never best
             for m in METRICS:
-                row.cells[m.key] = _cell(_value(r, m.key), m, against and _value(against, m.key),
-                                         None if row.baseline else best[m.key])
+                cell = _cell(_value(r, m.key), m, against and _value(against, m.key),
+                             None if row.baseline else best[m.key])
+                interval = (r.get("intervals") or {}).get(m.key)
+                if interval is not None:
+                    cell.interval = (float(interval[0]), float(interval[1]))
+                    cell.interval_text = f"[{m.fmt(interval[0])}, {m.fmt(interval[1])}]"
+                comp = compared.get((task, m.key))
+                cell.significant = bool(cell.best and comp is not None and comp.best == row.model
+                                        and comp.significant)
+                row.cells[m.key] = cell
             out.append(row)
     return out
+
+
+def used_metrics(table: list[TableRow]) -> list[Metric]:
+    """The metrics some row has a value for (FSIMc only with s2f, SCOOT only with f2s)."""
+    return [m for m in METRICS if any(r.cells[m.key].value is not None for r in table)]
 
 
 def _cell(v: float | None, metric: Metric, reference: float | None, best: float | None) -> Cell:
@@ -169,16 +239,45 @@ def _cell(v: float | None, metric: Metric, reference: float | None, best: float 
 
 
 def markdown_table(table: list[TableRow]) -> str:
-    head = "| task | model | " + " | ".join(m.title for m in METRICS) + " |"
-    lines = [head, "|---|---|" + "---:|" * len(METRICS)]
+    metrics = used_metrics(table)
+    head = "| task | model | " + " | ".join(m.title for m in metrics) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(metrics)]
     for row in table:
         name = f"*{row.label}*" if row.baseline else f"**{row.label}**"
         cells = []
-        for m in METRICS:
+        for m in metrics:
             c = row.cells[m.key]
             text = f"**{c.text}**" if c.best else c.text
+            text += SIGNIFICANT_MARK if c.significant else ""
+            text += f" {c.interval_text}" if c.interval_text else ""
             cells.append(f"{text} ({c.delta_text})" if c.delta_text else text)
         lines.append(f"| {row.task} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_rows(compared: dict[tuple[str, str], B.Comparison]) -> list[dict[str, str]]:
+    """Display rows: per task and metric, best vs runner-up and the verdict."""
+    by_key = {m.key: m for m in METRICS}
+    out = []
+    for (task, key), c in compared.items():
+        m = by_key[key]
+        interval = "-" if c.interval is None else f"[{m.fmt_delta(c.interval[0])}, {m.fmt_delta(c.interval[1])}]"
+        verdict = (f"{c.best} beats {c.runner_up}" if c.significant
+                   else "not distinguishable (the interval includes 0)")
+        out.append({"task": task, "metric": m.header, "best": c.best, "runner-up": c.runner_up,
+                    "difference": m.fmt_delta(c.difference), "95% interval": interval,
+                    "images": str(c.n_images), "verdict": verdict})
+    return out
+
+
+COMPARISON_COLUMNS = ("task", "metric", "best", "runner-up", "difference", "95% interval", "images", "verdict")
+
+
+def comparison_markdown(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "Fewer than two models per task: nothing to compare."
+    lines = ["| " + " | ".join(COMPARISON_COLUMNS) + " |", "|" + "---|" * len(COMPARISON_COLUMNS)]
+    lines += ["| " + " | ".join(r[c] for c in COMPARISON_COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -193,26 +292,29 @@ def psnr_note(rows: list[dict[str, Any]]) -> str | None:
 
 
 def published_rows() -> list[dict[str, str]]:
-    """The study's figures as display strings, '-' wherever it gives none."""
-    return [{"task": p["task"], "model": p["model"], "note": p.get("note", ""),
-             **{m.key: "-" if m.key not in p else str(p[m.key]) for m in METRICS}} for p in PUBLISHED]
+    """The published figures as display strings, '-' wherever a source gives none."""
+    return [{"task": p["task"], "model": p["model"], "year": str(p.get("year", "")),
+             "test_set": p.get("test_set", ""), "protocol": p.get("protocol", ""), "source": p.get("source", ""),
+             "note": p.get("note", ""), **{k: "-" if k not in p else str(p[k]) for k, _ in PUBLISHED_COLUMNS}}
+            for p in PUBLISHED]
 
 
 def published_markdown() -> str:
-    lines = ["| task | model | " + " | ".join(m.header for m in METRICS) + " | note |",
-             "|---|---|" + "---:|" * len(METRICS) + "---|"]
+    lines = ["| task | method | year | test set | " + " | ".join(h for _, h in PUBLISHED_COLUMNS)
+             + " | protocol | source |",
+             "|---|---|---|---|" + "---:|" * len(PUBLISHED_COLUMNS) + "---|---|"]
     for p in published_rows():
-        lines.append(f"| {p['task']} | {p['model']} | " + " | ".join(p[m.key] for m in METRICS) + f" | {p['note']} |")
+        model = f"{p['model']} ({p['note']})" if p["note"] else p["model"]
+        lines.append(f"| {p['task']} | {model} | {p['year']} | {p['test_set']} | "
+                     + " | ".join(p[k] for k, _ in PUBLISHED_COLUMNS) + f" | {p['protocol']} | {p['source']} |")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- metric settings
 
-def metric_settings() -> list[tuple[str, str]]:
-    """(name, definition) per metric, from facesketch.metrics' module docstring."""
-    from . import metrics
-
-    text = (metrics.__doc__ or "").split("Settings, metric by metric:", 1)[-1]
+def _doc_entries(doc: str, marker: str) -> list[tuple[str, str]]:
+    """(name, definition) of each unindented heading after ``marker`` in a docstring."""
+    text = (doc or "").split(marker, 1)[-1]
     entries: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
         if line and not line[0].isspace():
@@ -222,20 +324,33 @@ def metric_settings() -> list[tuple[str, str]]:
     return [(name, " ".join(body).replace("``", "`")) for name, body in entries]
 
 
+def metric_settings() -> list[tuple[str, str]]:
+    """(name, definition): the protocol, from facesketch.benchmark's module docstring, then the
+    definitions of FSIM, FSIMc and SCOOT from facesketch.metrics'."""
+    from . import metrics
+
+    own = [e for e in _doc_entries(metrics.__doc__, "Settings, metric by metric:") if e[0] in ("FSIM", "FSIMc", "SCOOT")]
+    return _doc_entries(B.__doc__, "The protocol, step by step:") + own
+
+
 def resolution_note(image_size: int) -> str:
-    fsim_factor = max(1, math.floor(image_size / 256 + 0.5))
-    return (f"All metrics are computed on the {image_size}x{image_size} test images the models read and write "
-            f"(predictions saved as 8-bit, scored as floats in [0, 1]); SSIM does no downsampling, "
-            f"FSIM's downsampling factor F is {fsim_factor} at this size; rank-1 accuracy matches each "
-            "output against all test targets by greyscale SSIM (the default measure).")
+    return (f"Benchmark protocol: the models work at {image_size}x{image_size}; each 8-bit prediction is "
+            "resized (bicubic) to its target's native size (CUHK: 200 wide x 250 high), saved as a PNG in "
+            "data/predictions/<model>-<task>/<id>.png, and scored against the original fetched file "
+            "(data/raw/pairs.csv), never the cleaned one. FSIM's downsampling factor F is 1 at 200x250; "
+            "rank-1 accuracy matches each output against all test targets by grey SSIM at native size. "
+            "Intervals: 95% percentile bootstrap over the test images (10,000 resamples); "
+            f"{SIGNIFICANT_MARK}: the best model beats the runner-up by a paired bootstrap (same resamples).")
 
 
-GLANCE = (  # metric, computed on, data range (a digest of the docstring settings below)
-    ("MAE", "RGB, all 3 channels", "[0, 1]"),
-    ("PSNR", "RGB, MSE over all 3 channels", "data range 1.0"),
-    ("SSIM", "per RGB channel, then averaged", "data range 1.0"),
-    ("FSIM", "grey: BT.601 luminance Y", "Y on 0-255"),
-    ("Rank-1 acc.", "grey (BT.601) SSIM against all test targets", "data range 1.0"),
+GLANCE = (  # metric, computed on (f2s / s2f), data range (a digest of the protocol below)
+    ("MAE", "8-bit grey / RGB, all 3 channels", "8-bit difference / 255"),
+    ("PSNR", "8-bit grey / RGB, MSE over all 3 channels", "data range 255"),
+    ("SSIM", "8-bit grey (BT.601, rounded), skimage, sigma 1.5", "data range 255"),
+    ("FSIM", "8-bit grey / FeatureSIM.m's Y of RGB", "0-255"),
+    ("FSIMc", "s2f only: RGB (Y, I, Q)", "0-255"),
+    ("SCOOT", "f2s only: 8-bit grey, ScootMeasure.m", "uint8 (6 levels)"),
+    ("Rank-1 acc.", "grey SSIM against all test targets, native size", "data range 255"),
 )
 
 
@@ -253,18 +368,22 @@ def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = 
     test = load_task(task, "test", processed_file, split_file)
     ids = test.ids[:min(n_pairs, len(test.ids))]
     columns = [("input", test.inputs)]
-    for m in models:
-        with np.load(Path(predictions_dir) / f"{m}-{task}.npz") as d:
-            order = {pid: k for k, pid in enumerate(d["ids"].tolist())}
-            columns.append((m, d["predictions"][[order[pid] for pid in test.ids]]))
+    for m in models:  # the native-size PNGs the protocol scored
+        folder = Path(predictions_dir) / f"{m}-{task}"
+        columns.append((m, [_as_rgb(B.read_prediction(folder / f"{pid}.png")) for pid in ids]))
     columns.append(("target", test.targets))
     return image_grid(ids, columns, tile)
+
+
+def _as_rgb(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img
 
 
 def image_grid(ids: list[str], columns: list[tuple[str, np.ndarray]], tile: int = 128) -> np.ndarray:
     """Rows of labelled tiles: one row per id, one column per (name, uint8 images) pair."""
     def fit(img):
-        return cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA if img.shape[0] > tile else cv2.INTER_NEAREST)
+        return cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA if max(img.shape[:2]) > tile
+                          else cv2.INTER_NEAREST)
 
     rows = []
     for i, pid in enumerate(ids):
@@ -499,6 +618,8 @@ class Report:
     warning: str | None
     table: list[TableRow]
     table_note: str | None
+    comparisons: list[dict[str, str]]
+    split_note: str | None
     n_images: dict[str, int]
     settings: list[tuple[str, str]]
     resolution: str
@@ -512,19 +633,30 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
     models, tasks = list(params["models"]), list(params["tasks"])
     n_pairs = int((params.get("report") or {}).get("grid_pairs", 4))
     rows = collect(models, tasks, metrics_dir, models_dir)
+    compared = comparisons(models, tasks, metrics_dir)
     size, split, source = params["image_size"], params.get("split") or {}, params["data"]["source"]
-    intro = [f"Data: `{source}`, {size}x{size} RGB; split `{split.get('protocol')}` "
-             f"(test fraction {split.get('test_fraction')}, validation {split.get('val_fraction')} of training).",
+    protocol = split.get("protocol")
+    split_text = ("the standard CUHK split (88 training / 100 testing pairs, from the archives)"
+                  if protocol == "cuhk" else
+                  f"a random split over identities (test fraction {split.get('test_fraction')})")
+    intro = [f"Data: `{source}`, models at {size}x{size} RGB; every number below comes from split `{protocol}`: "
+             f"{split_text}; validation {split.get('val_fraction')} of training.",
              "Every model is read against the baselines of its task: the mean training target "
              "(one constant image) and, for f2s, the greyscale of the input photo. "
-             "Bold: the best model of the task for that metric (baselines excluded). "
-             "In brackets: the model's difference to the mean-target baseline "
-             "(accuracy in percentage points); ↑/↓ marks which direction is better."]
+             "Bold: the best model of the task for that metric (baselines excluded); "
+             f"{SIGNIFICANT_MARK}: it beats the runner-up by a paired bootstrap. In square brackets: the 95% "
+             "bootstrap interval of the mean. In round brackets: the model's difference to the mean-target "
+             "baseline (accuracy in percentage points); ↑/↓ marks which direction is better."]
+    split_note = None if protocol == "cuhk" and source in ("cuhk", "archive_dir") else (
+        "These rows are not on the standard benchmark split, so they do not stand next to published CUHK "
+        "tables; for a benchmark row run `dvc exp run -S data.source=cuhk -S split.protocol=cuhk` "
+        "(the four CUHK archives).")
     warning = (f"Data source `{source}`: generated faces, so these numbers say nothing about the study's "
                "CUHK results." if source == "synthetic" else None)
     return Report(
         title="facesketch report", intro=intro, warning=warning,
-        table=results_table(rows), table_note=psnr_note(rows),
+        table=results_table(rows, compared), table_note=psnr_note(rows),
+        comparisons=comparison_rows(compared), split_note=split_note,
         n_images={r["task"]: r["n_images"] for r in rows if not r["baseline"] and r.get("n_images")},
         settings=metric_settings(), resolution=resolution_note(size),
         grids={t: grid(t, models, n_pairs) for t in tasks},
@@ -535,10 +667,13 @@ def to_markdown(rep: Report) -> str:
     parts = [f"# {rep.title}", "", *[p + "\n" for p in rep.intro]]
     if rep.warning:
         parts += [f"> **Note.** {rep.warning}", ""]
-    parts += ["## Results on the test split (Table III layout)", "",
+    parts += ["## Results on the test split (benchmark protocol)", "",
               "Test images per task: " + ", ".join(f"{t} {n}" for t, n in rep.n_images.items()) + ".", "",
+              *([f"> **Split.** {rep.split_note}", ""] if rep.split_note else []),
               markdown_table(rep.table), "", *([rep.table_note, ""] if rep.table_note else []),
-              f"### {PUBLISHED_LABEL}", "", published_markdown(), "",
+              "### Best vs runner-up (paired bootstrap over the same test images)", "",
+              comparison_markdown(rep.comparisons), "",
+              f"### {PUBLISHED_LABEL}", "", published_markdown(), "", NOT_COMPUTED_NOTE, "",
               "## Metric settings", "", rep.resolution, ""]
     parts += ["| metric | computed on | data range |", "|---|---|---|"]
     parts += [f"| {a} | {b} | {c} |" for a, b, c in GLANCE] + [""]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from html import escape
 
-from .report import (FACT_COLUMNS, GLANCE, METRICS, PUBLISHED_LABEL, TASK_TITLES, Report, TableRow,
-                     data_uri, png_bytes, published_rows)
+from .report import (COMPARISON_COLUMNS, FACT_COLUMNS, GLANCE, NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS,
+                     PUBLISHED_LABEL, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow, data_uri, png_bytes,
+                     published_rows, used_metrics)
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
@@ -36,50 +37,70 @@ dl { margin: 6px 0; } dt { font-weight: bold; margin-top: 6px; } dd { margin: 0 
 td.params { font-size: 12px; max-width: 520px; }
 .small { font-size: 12px; color: #555; }
 td.foot { font-size: 11px; color: #666; border: none; padding-top: 4px; }
+.ci { display: block; font-size: 10.5px; color: #666; } .sig { color: #1a7f37; font-weight: bold; }
+table.published td.src { font-size: 11px; max-width: 320px; color: #555; }
 """
 
 
 def _table_rows(table: list[TableRow]) -> list[str]:
+    metrics = used_metrics(table)
     out, task = [], None
     for row in table:
         if row.task != task:
             task = row.task
-            out.append(f'<tr class="group"><th colspan="{len(METRICS) + 1}">'
+            out.append(f'<tr class="group"><th colspan="{len(metrics) + 1}">'
                        f'{escape(TASK_TITLES.get(task, task))}</th></tr>')
         cls = "baseline" if row.baseline else "model"
         tds = [f'<td class="label">{escape(row.label)}</td>']
-        for m in METRICS:
+        for m in metrics:
             c = row.cells[m.key]
             value = "" if c.value is None else repr(c.value)
             delta = ""
             if c.delta_text:
                 tone = {True: " better", False: " worse", None: ""}[c.better]
                 delta = f'<span class="delta{tone}">({escape(c.delta_text)})</span>'
+            mark = f'<span class="sig" title="beats the runner-up (paired bootstrap)">{SIGNIFICANT_MARK}</span>' \
+                if c.significant else ""
+            ci = f'<span class="ci">{escape(c.interval_text)}</span>' if c.interval_text else ""
             tds.append(f'<td class="num{" best" if c.best else ""}" data-task="{escape(row.task)}" '
                        f'data-model="{escape(row.model)}" data-metric="{m.key}" data-value="{value}">'
-                       f'{escape(c.text)}{delta}</td>')
+                       f'{escape(c.text)}{mark}{delta}{ci}</td>')
         out.append(f'<tr class="{cls}" data-task="{escape(row.task)}" data-model="{escape(row.model)}">'
                    + "".join(tds) + "</tr>")
     return out
 
 
 def results_html(rep: Report) -> str:
-    head = "<tr><th>model</th>" + "".join(f"<th>{escape(m.title)}</th>" for m in METRICS) + "</tr>"
-    return ('<table class="results"><caption>Our runs, test split</caption><thead>' + head + "</thead><tbody>"
-            + "".join(_table_rows(rep.table)) + "</tbody></table>")
+    head = "<tr><th>model</th>" + "".join(f"<th>{escape(m.title)}</th>" for m in used_metrics(rep.table)) + "</tr>"
+    return ('<table class="results"><caption>Our runs, test split, benchmark protocol</caption><thead>' + head
+            + "</thead><tbody>" + "".join(_table_rows(rep.table)) + "</tbody></table>")
+
+
+def comparisons_html(rep: Report) -> str:
+    if not rep.comparisons:
+        return "<p>Fewer than two models per task: nothing to compare.</p>"
+    head = "".join(f"<th>{escape(c)}</th>" for c in COMPARISON_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{escape(r[c])}</td>" for c in COMPARISON_COLUMNS) + "</tr>"
+                   for r in rep.comparisons)
+    return (f'<table class="comparisons"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            '<p class="small">Difference: best minus runner-up, mean over the same test images; interval: '
+            '95% paired bootstrap (the same resamples for both models).</p>')
 
 
 def published_html() -> str:
-    head = "<tr><th>task</th><th>model</th>" + "".join(f"<th>{escape(m.short)}</th>" for m in METRICS) + "</tr>"
+    head = ("<tr><th>task</th><th>method</th><th>year</th><th>test set</th>"
+            + "".join(f"<th>{escape(h)}</th>" for _, h in PUBLISHED_COLUMNS) + "<th>protocol and source</th></tr>")
     rows = []
     for p in published_rows():
         note = f'<br><i>{escape(p["note"])}</i>' if p["note"] else ""
-        cells = "".join(f'<td class="num">{escape(p[m.key])}</td>' for m in METRICS)
+        cells = "".join(f'<td class="num">{escape(p[k])}</td>' for k, _ in PUBLISHED_COLUMNS)
         rows.append(f'<tr class="published"><td>{escape(p["task"])}</td>'
-                    f'<td class="model">{escape(p["model"])}{note}</td>{cells}</tr>')
+                    f'<td class="model">{escape(p["model"])}{note}</td><td>{escape(p["year"])}</td>'
+                    f'<td>{escape(p["test_set"])}</td>{cells}'
+                    f'<td class="src">{escape(p["protocol"])}; {escape(p["source"])}</td></tr>')
     return (f'<table class="published"><caption>{escape(PUBLISHED_LABEL)}</caption><thead>{head}</thead>'
-            f'<tbody>{"".join(rows)}</tbody><tfoot><tr><td colspan="{len(METRICS) + 2}" class="foot">'
-            "PSNR in dB. -: the study gives no figure.</td></tr></tfoot></table>")
+            f'<tbody>{"".join(rows)}</tbody><tfoot><tr><td colspan="{len(PUBLISHED_COLUMNS) + 5}" class="foot">'
+            f"PSNR in dB. -: the source gives no figure. {escape(NOT_COMPUTED_NOTE)}</td></tr></tfoot></table>")
 
 
 def settings_html(rep: Report) -> str:
@@ -88,7 +109,7 @@ def settings_html(rep: Report) -> str:
     return (f"<p>{escape(rep.resolution)}</p>"
             '<table><thead><tr><th>metric</th><th>computed on</th><th>data range</th></tr></thead>'
             f"<tbody>{glance}</tbody></table><h3 style=\"margin-top:12px\">Definitions "
-            f"(from <code>facesketch.metrics</code>)</h3><dl>{items}</dl>")
+            f"(from <code>facesketch.benchmark</code> and <code>facesketch.metrics</code>)</h3><dl>{items}</dl>")
 
 
 def grids_html(rep: Report) -> str:
@@ -130,9 +151,11 @@ def to_html(rep: Report) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(rep.title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(rep.title)}</h1>", intro, warning,
-        "<h2>Results on the test split (Table III layout)</h2>", f"<p>Test images per task: {counts}.</p>",
+        "<h2>Results on the test split (benchmark protocol)</h2>", f"<p>Test images per task: {counts}.</p>",
+        f'<div class="note"><b>Split.</b> {_code(escape(rep.split_note))}</div>' if rep.split_note else "",
         f'<div class="side">{results_html(rep)}{published_html()}</div>',
         f'<p class="small">{escape(rep.table_note)}</p>' if rep.table_note else "",
+        "<h3>Best vs runner-up (paired bootstrap over the same test images)</h3>", comparisons_html(rep),
         "<h2>Metric settings</h2>", settings_html(rep),
         "<h2>Test pairs</h2>", grids_html(rep),
         "<h2>Loss curves</h2>", charts_html(rep),
