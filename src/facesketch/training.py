@@ -28,7 +28,7 @@ from . import models as registry
 from . import params as P
 from . import tracking
 from .data import PROCESSED_FILE, SPLIT_FILE
-from .data.dataset import load_task, to_float
+from .data.dataset import load_task, to_float, train_photos
 
 CHECKPOINT_ROOT = Path("checkpoints")
 MODELS_DIR = Path("models")
@@ -237,6 +237,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
               file=sys.stderr)
         raise
 
+    geometry = face_geometry(processed_file, split_file, size)
     predictor = registry.predictor(model)
     out_dir = Path(models_dir) / name
     info = {
@@ -246,6 +247,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         "resumed_from_epoch": resumed_from, "training": training, "config": cfg,
         "mlflow_run_id": tracker.run_id, "n_train": len(train_set.ids), "n_val": len(val_set.ids),
         "final": history[-1] if history else {},
+        "face_geometry": geometry.to_info(),
     }
     with io.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
@@ -258,6 +260,25 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     tracker.end("FINISHED")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: nothing left to resume
     return info
+
+
+def face_geometry(processed_file: Path, split_file: Path, size: int):
+    """Where the landmarks sit in the training photos (facesketch.faces.geometry), measured with the
+    face detector; the CUHK default when the images are too small to measure or no detector works."""
+    from .faces import geometry as G
+
+    photos, sizes = train_photos(processed_file, split_file)
+    aspect = G.training_aspect(sizes)
+    if size < G.MIN_MEASURE_SIZE:
+        return G.cuhk_default(f"training images are {size} px, too small to measure (under {G.MIN_MEASURE_SIZE})",
+                              len(photos), 0)
+    from .faces import detect as D
+
+    try:
+        return G.measure_geometry(photos, aspect, D.detect_faces)
+    except D.DetectorUnavailable as exc:  # training must not fail for want of a detector; the info says why
+        print(f"warning: {exc}; storing the CUHK default face geometry", file=sys.stderr)
+        return G.cuhk_default(str(exc), len(photos), 0)
 
 
 def load_predictor(model_dir: Path):
