@@ -128,11 +128,13 @@ def cmd_models(ns: argparse.Namespace) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    try:
-        from . import app
-    except ImportError as exc:
-        raise FacesketchError(f"the web page needs the app extra ({exc}); install it with "
-                              f"`pip install 'facesketch[app]'` (scripts/setup.sh does)") from None
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise FacesketchError("the web page needs the app extra (gradio is not installed); install it with "
+                              "`pip install 'facesketch[app]'` (scripts/setup.sh does)")
+    from . import app
+
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         _note(f"warning: serving on {ns.host}: anyone who can reach this machine can use the page")
     return app.serve(ns.models_dir, ns.metrics_dir, host=ns.host, port=ns.port,
