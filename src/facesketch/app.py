@@ -181,7 +181,8 @@ def build(service: Service):
                                       elem_id="metrics")
             with gr.Column():
                 status = gr.Markdown("", elem_id="status")
-                aligned = gr.Gallery(label="Aligned input (what the model sees)", elem_id="aligned", height=260)
+                aligned = gr.Gallery(label="Aligned input (what the model sees)", elem_id="aligned", height="auto",
+                                     columns=4, object_fit="contain", format="png")
                 result = gr.Image(label="Result", type="numpy", interactive=False, elem_id="result",
                                   format="png")
                 files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="download")
