@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install facesketch with its test tools into it.
+# Create .venv (if missing) and install facesketch with its web page (the app extra) and test tools into it.
 # Safe to re-run: pip skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "setup: installing facesketch and its dependencies (TensorFlow is ~600 MB the first time)"
-# FACESKETCH_EXTRAS: the optional extras to install (default: test; the GPU recipe adds gpu)
-.venv/bin/python -m pip install --quiet --progress-bar off -e ".[${FACESKETCH_EXTRAS:-test}]"
+# FACESKETCH_EXTRAS: the optional extras to install (default: app,test; the GPU recipe adds gpu)
+.venv/bin/python -m pip install --quiet --progress-bar off -e ".[${FACESKETCH_EXTRAS:-app,test}]"
 echo "setup: done. Activate with: source .venv/bin/activate"

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cpu_ok=0
 if [ "${1:-}" = "--cpu-ok" ]; then cpu_ok=1; shift; fi
-FACESKETCH_EXTRAS=test,gpu bash scripts/setup.sh
+FACESKETCH_EXTRAS=app,test,gpu bash scripts/setup.sh
 source .venv/bin/activate
 gpus=$(python -c 'import facesketch, facesketch.tf_runtime as r; r.init(); print(len(r.gpus()))')
 if [ "$gpus" = 0 ]; then

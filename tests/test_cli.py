@@ -49,7 +49,9 @@ def dirs(t) -> list[str]:
 
 
 def predict(t, *args: str) -> int:
-    return main(["predict", "--task", "f2s", *map(str, args), *dirs(t)])
+    """`facesketch predict --no-align`: these pictures have no faces; the whole image is squeezed in
+    (alignment has its own tests in test_faces.py)."""
+    return main(["predict", "--task", "f2s", "--no-align", *map(str, args), *dirs(t)])
 
 
 def photo(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -220,7 +222,7 @@ def test_best_model_is_chosen_by_ssim_then_mae(trained, tmp_path, capsys):
 
     src = write(tmp_path / "face.png", photo(40, 40))
     io.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.9})
-    args = ["predict", "--task", "f2s", str(src), "-o", str(tmp_path / "out"), "--models-dir", str(models),
+    args = ["predict", "--task", "f2s", "--no-align", str(src), "-o", str(tmp_path / "out"), "--models-dir", str(models),
             "--metrics-dir", str(metrics)]
     assert main(args) == 0
     assert (tmp_path / "out" / "face_f2s_dense.png").exists()
@@ -273,7 +275,7 @@ def test_installed_console_script(trained, tmp_path, venv_env):
 
     help_ = run("--help")
     assert help_.returncode == 0 and "predict" in help_.stdout
-    done = run("predict", "--task", "f2s", src, "-o", "out", *dirs(trained))
+    done = run("predict", "--task", "f2s", "--no-align", src, "-o", "out", *dirs(trained))
     assert done.returncode == 0, done.stderr
     assert shape_of(tmp_path / "out" / "face_f2s_conv.png") == (250, 200, 3)
     assert "wrote 1 image to out" in done.stderr

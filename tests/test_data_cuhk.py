@@ -101,7 +101,9 @@ def test_fetch_preprocess_split_over_http_both_protocols(tmp_path, http_server):
     assert preprocess(params, data / "raw", data / "processed" / "pairs.npz") == N_TRAIN + N_TEST
     with np.load(data / "processed" / "pairs.npz") as z:
         ids, photos, sketches = z["ids"].tolist(), z["photos"], z["sketches"]
+        source_sizes = z["source_sizes"]
     assert photos.shape == sketches.shape == (N_TRAIN + N_TEST, 32, 32, 3) and photos.dtype == np.uint8
+    assert source_sizes.tolist() == [[25, 20]] * (N_TRAIN + N_TEST)  # (height, width) before squaring: the face frame
     for i, pid in enumerate(ids):  # every photo sits with its own sketch
         assert abs(float(sketches[i].mean()) - pair_value(pid)) < 3
         assert abs(float(photos[i][..., 1].mean()) - pair_value(pid)) < 3

@@ -2,6 +2,7 @@
 
     facesketch predict --task f2s photo.jpg photos/ -o sketches/
     facesketch models
+    facesketch serve
     facesketch demo
 
 The pipeline itself (fetch, preprocess, split, train, evaluate, report) is
@@ -57,12 +58,21 @@ def cmd_predict(ns: argparse.Namespace) -> int:
         raise FacesketchError("none of the inputs is a readable image (see above); nothing written")
     _note(f"using {P.describe(entry)}: {why}", ns.quiet)
     predictor = P.Predictor.load(entry, ns.batch_size)
+    align = None if ns.align == "none" else (ns.align or P.default_align(ns.task))
+    if align == "paste" and ns.size == "native":
+        raise FacesketchError("--size native goes with --crop or --no-align: a pasted face keeps the picture's size")
+    if align:
+        geometry = entry.face_geometry
+        _note(f"aligning faces ({align}) to the model's face geometry: {geometry.note or geometry.source}", ns.quiet)
     progress = not ns.quiet and len(files) > 1 and sys.stderr.isatty()
     result = P.predict_files(predictor, files, out_dir, fmt=ns.format, native=ns.size == "native",
-                             grey=ns.grey, quality=ns.quality, report=_err, progress=progress)
+                             grey=ns.grey, quality=ns.quality, align=align, report=_err, progress=progress)
     n = len(result.written)
-    per = f", {1000 * result.seconds / n:.0f} ms/image" if n else ""
-    _note(f"wrote {n} image{'s' * (n != 1)} to {out_dir}/{per}", ns.quiet and not result.failed)
+    pictures = len(files) - len(result.failed)
+    per = f", {1000 * result.seconds / max(1, pictures):.0f} ms/picture" if n else ""
+    faces = f" ({result.faces} face{'s' * (result.faces != 1)} in {pictures} picture{'s' * (pictures != 1)})" \
+        if align else ""
+    _note(f"wrote {n} image{'s' * (n != 1)}{faces} to {out_dir}/{per}", ns.quiet and not result.failed)
     failed = len(result.failed) + len(unreadable) + len(inputs.problems)
     if failed:
         rest = (f"the other {n} {'were' if n != 1 else 'was'} written" if n else "nothing was written")
@@ -116,6 +126,23 @@ def cmd_models(ns: argparse.Namespace) -> int:
     if any(e.metrics is None for e in entries):
         print("-: no metrics yet; `dvc repro` evaluates every trained model.")
     return 0
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise FacesketchError("the web page needs the app extra (gradio is not installed); install it with "
+                              "`pip install 'facesketch[app]'` (scripts/setup.sh does)")
+    from . import app
+
+    if ns.host not in ("127.0.0.1", "localhost", "::1"):
+        _note(f"warning: serving on {ns.host}: anyone who can reach this machine can use the page")
+    return app.serve(ns.models_dir, ns.metrics_dir, host=ns.host, port=ns.port,
+                     max_upload_mb=ns.max_upload_mb, open_browser=ns.open)
 
 
 # --- demo --------------------------------------------------------------------------------------
@@ -183,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  facesketch predict --task f2s photo.jpg faces/ -o sketches/\n"
                "  facesketch predict --task s2f --model conv sketch.png -o photos/\n"
                "  facesketch models\n"
+               "  facesketch serve\n"
                "  facesketch demo\n\n"
                "Exit codes: 0 done, 1 something failed (named on stderr), 2 usage error.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="turn photos into sketches (f2s) or sketches into photos (s2f)",
         description="Run a trained model on image files or folders (PNG, JPEG, ...; any size; grey, RGB or "
                     "RGBA). Each output is written to OUTDIR as <name>_<task>_<model>.png, at the input's "
-                    "size. Without --model, the task's best model by SSIM in metrics/ is used.")
+                    "size. Without --model, the task's best model by SSIM in metrics/ is used. Faces are found and "
+                    "aligned to the model's training geometry first (see --paste, --crop, --no-align).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("--task", "-t", required=True, choices=TASKS, help=TASK_HELP)
     p.add_argument("--model", "-m", metavar="NAME",
@@ -209,8 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", "-b", type=_positive, metavar="N", default=8, help="images per inference batch (default: 8)")
     p.add_argument("--recursive", "-r", action="store_true", help="also read images in subfolders")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes; errors only")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--paste", dest="align", action="store_const", const="paste",
+                     help="find every face, align it to the model's training geometry, and paste the output "
+                          "back into the picture with a soft edge (default for f2s)")
+    how.add_argument("--crop", dest="align", action="store_const", const="crop",
+                     help="as --paste, but write each face's output as its aligned crop, one file per face "
+                          "(<name>_<task>_<model>_face<k>.png; default for s2f)")
+    how.add_argument("--no-align", dest="align", action="store_const", const="none",
+                     help="no face detection: squeeze the whole picture into the model, for inputs that are "
+                          "already aligned like the training images (the CUHK images themselves)")
     _dirs(p)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, align=None)
 
     p = sub.add_parser("models", help="list the trained models with their task, settings and metrics",
                        description="List models/<model>-<task>/ with their settings and test metrics "
@@ -219,6 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _dirs(p)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="a local web page to turn an uploaded photo or sketch into the other",
+                       description="Start a web page (Gradio) on this machine: upload a photo or sketch, pick the "
+                                   "task and model, see the result beside the aligned input and download it, with "
+                                   "the model's test metrics. Needs the app extra: pip install 'facesketch[app]'.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_positive, default=7860, help="port (default: 7860)")
+    p.add_argument("--max-upload-mb", type=_positive, default=10, metavar="MB",
+                   help="largest upload accepted, in MB (default: 10)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    _dirs(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="run the offline demo pipeline (scripts/demo.sh)",
                        description="Run scripts/demo.sh: set up, then the whole DVC pipeline on synthetic "

@@ -10,6 +10,14 @@ Inference runs in fixed-size batches through ``model.predict_on_batch`` (one
 traced graph for the whole run; the last batch is padded to the batch size,
 so nothing is retraced per image or per batch).
 
+Faces in ordinary pictures (the default; ``align=None`` keeps the squeeze above for
+inputs that are already aligned like the training images): every face is found
+(facesketch.faces.detect), cut out and aligned to the model's training geometry
+(``face_geometry`` in its info.json), the model runs on each aligned crop, and
+the outputs are either pasted back into the picture with a soft edge
+(``paste``) or written as the aligned crops, one file per face (``crop``). A
+picture without a face is reported by name; the others go on.
+
 Which model, when none is named: among ``models/<model>-<task>/`` that exist
 and have a ``metrics/<model>-<task>.json`` with a finite SSIM, the highest
 SSIM (to 4 decimals) wins; ties go to the lower MAE, then the higher PSNR,
@@ -43,6 +51,7 @@ INFO_FILE = "info.json"
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg"}
+ALIGN_MODES = ("paste", "crop")
 DEFAULT_BATCH = 8
 SSIM_DECIMALS = 4
 
@@ -69,6 +78,16 @@ class ModelEntry:
     @property
     def image_size(self) -> int:
         return int(self.info["image_size"])
+
+    @property
+    def face_geometry(self):
+        """Where the model's training faces had their landmarks (facesketch.faces.geometry.FaceGeometry)."""
+        from .faces.geometry import FaceGeometry
+
+        try:
+            return FaceGeometry.from_info(self.info.get("face_geometry"))
+        except ValueError as exc:
+            raise FacesketchError(f"{self.path / INFO_FILE}: {exc}; retrain the model, or use --no-align") from None
 
     @property
     def ssim(self) -> float | None:
@@ -242,6 +261,17 @@ def output_name(path: Path, task: str, model: str, fmt: str) -> str:
     return f"{Path(path).stem}_{task}_{model}{FORMATS[fmt]}"
 
 
+def face_output(dest: Path, k: int) -> Path:
+    """The file for the k-th face (from 1, left to right) of the input whose output is ``dest``."""
+    return dest.with_name(f"{dest.stem}_face{k}{dest.suffix}")
+
+
+def default_align(task: str) -> str:
+    """Photos (f2s) are pasted back into the picture; sketches (s2f) give the aligned face:
+    a photo-like face laid into a drawing is rarely what its user wants."""
+    return "paste" if task == "f2s" else "crop"
+
+
 # --- collecting the inputs ---------------------------------------------------------------------
 
 
@@ -385,6 +415,47 @@ class Predictor:
         return [resize(out, im.shape[1], im.shape[0]) for out, im in zip(raw, images)]
 
 
+# --- faces in ordinary pictures ----------------------------------------------------------------
+
+
+def no_face_message(path: Path | str) -> str:
+    return (f"{path}: no face found (a frontal face at least 20 px across is needed; "
+            f"for an already aligned face use --no-align)")
+
+
+def find_faces(image: np.ndarray, geometry: Any, min_height: int) -> list:
+    """Every face in ``image``, left to right, aligned to ``geometry`` (facesketch.faces.align.AlignedFace),
+    each crop at least ``min_height`` tall."""
+    from .faces.align import align, crop_height
+    from .faces.detect import detect_faces
+
+    return [align(image, f, geometry, crop_height(f, geometry, min_height)) for f in detect_faces(image)]
+
+
+@dataclass
+class Processed:
+    """One picture through the model: its aligned faces, the model's output for each (at the crop's
+    size), and the picture with them pasted back (or, without alignment, the whole output)."""
+
+    faces: list
+    outputs: list[np.ndarray]
+    image: np.ndarray
+
+
+def process_image(predictor: "Predictor", image: np.ndarray, *, align: bool = True) -> Processed:
+    """Run ``predictor`` on one picture (the web page's path; ``predict_files`` batches many).
+    Raises DataError when alignment finds no face."""
+    if not align:
+        return Processed([], [], predictor.predict([image], batch_size=1)[0])
+    from .faces.align import paste
+
+    faces = find_faces(image, predictor.entry.face_geometry, predictor.size)
+    if not faces:
+        raise DataError(no_face_message("the picture"))
+    outputs = predictor.predict([f.crop for f in faces], batch_size=1)
+    return Processed(faces, outputs, paste(image, faces, outputs))
+
+
 # --- the predict command -----------------------------------------------------------------------
 
 
@@ -393,6 +464,7 @@ class Result:
     written: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)     # messages, each naming the input or output
     seconds: float = 0.0
+    faces: int = 0                                      # faces found and processed (with alignment)
 
     @property
     def ok(self) -> bool:
@@ -415,19 +487,27 @@ def plan_outputs(files: list[Path], out_dir: Path, task: str, model: str, fmt: s
 
 
 def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt: str = "png",
-                  native: bool = False, grey: bool = False, quality: int = 95,
+                  native: bool = False, grey: bool = False, quality: int = 95, align: str | None = None,
                   report: Callable[[str], None] | None = None, progress: bool = False) -> Result:
-    """Run ``predictor`` on ``files`` and write one image each to ``out_dir``.
+    """Run ``predictor`` on ``files`` and write the outputs to ``out_dir``.
 
-    A file that cannot be read, or an output that cannot be written, is
-    reported through ``report`` and recorded in the result; the rest go on.
+    ``align``: None squeezes each whole picture into the model (one output each);
+    "paste" aligns every face and pastes the outputs back (one output per picture);
+    "crop" writes each face's output as its aligned crop (one file per face).
+    A file that cannot be read, a picture without a face, or an output that cannot
+    be written is reported through ``report`` and recorded in the result; the rest go on.
     """
     from tqdm import tqdm
 
     if fmt not in FORMATS:
         raise FacesketchError(f"unknown output format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if align is not None and align not in ALIGN_MODES:
+        raise FacesketchError(f"unknown alignment mode {align!r}; expected one of: {', '.join(ALIGN_MODES)}")
+    if align == "paste" and native:
+        raise FacesketchError("--size native goes with --crop or --no-align: a pasted face keeps the picture's size")
     report = report or (lambda msg: print(f"error: {msg}", file=sys.stderr))
     entry = predictor.entry
+    geometry = entry.face_geometry if align else None
     targets = plan_outputs(files, out_dir, entry.task, entry.model, fmt)
     result = Result()
     t0 = time.perf_counter()
@@ -435,26 +515,55 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
     bar = tqdm(total=len(files), unit="img", desc=entry.name, disable=not progress, file=sys.stderr,
                ncols=min(100, term.columns), nrows=term.lines)
     say = (lambda msg: bar.write(f"error: {msg}", file=sys.stderr)) if progress else report
+
+    def fail(msg: str) -> None:
+        result.failed.append(msg)
+        say(msg)
+
+    def write(dest: Path, img: np.ndarray) -> bool:
+        try:
+            io.write_bytes(dest, encode(img, fmt, grey=grey, quality=quality))
+        except (OSError, FacesketchError) as exc:
+            fail(f"{dest}: cannot be written ({getattr(exc, 'strerror', None) or exc})")
+            return False
+        result.written.append(dest)
+        return True
+
     step = min(predictor.batch_size, max(1, len(files)))  # one batch shape for the whole run
     try:
         for start in range(0, len(files), step):
-            images, dests = [], []
+            items = []  # (destination, picture, its aligned faces)
             for f, dest in zip(files[start:start + step], targets[start:start + step]):
                 try:
-                    images.append(read_image(f))
-                    dests.append(dest)
+                    image = read_image(f)
+                    faces = find_faces(image, geometry, predictor.size) if align else []
                 except FacesketchError as exc:
-                    result.failed.append(str(exc))
-                    say(str(exc))
+                    fail(str(exc))
                     bar.update(1)
-            for out, dest in zip(predictor.predict(images, native=native, batch_size=step), dests):
-                try:
-                    io.write_bytes(dest, encode(out, fmt, grey=grey, quality=quality))
-                    result.written.append(dest)
-                except (OSError, FacesketchError) as exc:
-                    msg = f"{dest}: cannot be written ({getattr(exc, 'strerror', None) or exc})"
-                    result.failed.append(msg)
-                    say(msg)
+                    continue
+                if align and not faces:
+                    fail(no_face_message(f))
+                    bar.update(1)
+                    continue
+                items.append((dest, image, faces))
+            if not align:
+                outs = predictor.predict([im for _, im, _ in items], native=native, batch_size=step)
+                for (dest, _, _), out in zip(items, outs):
+                    write(dest, out)
+                    bar.update(1)
+                continue
+            crops = [a.crop for _, _, faces in items for a in faces]
+            outs = iter(predictor.predict(crops, native=native and align == "crop", batch_size=step))
+            for dest, image, faces in items:
+                face_outs = [next(outs) for _ in faces]
+                result.faces += len(faces)
+                if align == "paste":
+                    from .faces.align import paste
+
+                    write(dest, paste(image, faces, face_outs))
+                else:
+                    for k, out in enumerate(face_outs, 1):
+                        write(face_output(dest, k), out)
                 bar.update(1)
     finally:
         bar.close()

@@ -28,7 +28,7 @@ from . import models as registry
 from . import params as P
 from . import tracking
 from .data import PROCESSED_FILE, SPLIT_FILE
-from .data.dataset import load_task, to_float
+from .data.dataset import load_task, to_float, train_photos
 from .errors import DataError, Interrupted
 
 CHECKPOINT_ROOT = Path("checkpoints")
@@ -344,6 +344,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return info
+    info["face_geometry"] = face_geometry(processed_file, split_file, size).to_info()
     out_dir = Path(models_dir) / name
     with io.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
@@ -379,6 +380,24 @@ def _pending_others(params: dict[str, Any], model_name: str, name: str, size: in
     except Exception as exc:  # noqa: BLE001 - an estimate must never stop training
         print(f"{name}: (no estimate for the other stages: {exc})", file=sys.stderr)
         return []
+
+def face_geometry(processed_file: Path, split_file: Path, size: int):
+    """Where the landmarks sit in the training photos (facesketch.faces.geometry), measured with the
+    face detector; the CUHK default when the images are too small to measure or no detector works."""
+    from .faces import geometry as G
+
+    photos, sizes = train_photos(processed_file, split_file)
+    aspect = G.training_aspect(sizes)
+    if size < G.MIN_MEASURE_SIZE:
+        return G.cuhk_default(f"training images are {size} px, too small to measure (under {G.MIN_MEASURE_SIZE})",
+                              len(photos), 0)
+    from .faces import detect as D
+
+    try:
+        return G.measure_geometry(photos, aspect, D.detect_faces)
+    except D.DetectorUnavailable as exc:  # training must not fail for want of a detector; the info says why
+        print(f"warning: {exc}; storing the CUHK default face geometry", file=sys.stderr)
+        return G.cuhk_default(str(exc), len(photos), 0)
 
 
 def load_predictor(model_dir: Path):

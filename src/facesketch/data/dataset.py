@@ -51,3 +51,15 @@ def load_task(task: str, part: str, processed_file: Path = PROCESSED_FILE, split
         rows = np.array([index[w] for w in wanted], dtype=np.int64)
         inputs, targets = task_arrays(data["photos"], data["sketches"], task)
         return TaskData(list(wanted), inputs[rows], targets[rows])
+
+
+def train_photos(processed_file: Path = PROCESSED_FILE, split_file: Path = SPLIT_FILE) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training split's photos (uint8 N x S x S x 3) and their sizes before squaring
+    ((height, width) rows; None for processed files written before sizes were stored)."""
+    split = io.read_json(split_file)
+    wanted = split.get("train", [])
+    with np.load(processed_file) as data:
+        index = {pid: k for k, pid in enumerate(data["ids"].tolist())}
+        rows = np.array([index[w] for w in wanted if w in index], dtype=np.int64)
+        sizes = data["source_sizes"][rows] if "source_sizes" in data.files else None
+        return data["photos"][rows], sizes

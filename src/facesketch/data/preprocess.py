@@ -82,11 +82,13 @@ def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path =
     n = len(pairs)
     photos = np.empty((n, size, size, 3), np.uint8)
     sketches = np.empty((n, size, size, 3), np.uint8)
+    source_sizes = np.empty((n, 2), np.int32)  # each photo's (height, width) before squaring: its face geometry's frame
     report: dict[str, list[str]] = {k: [] for k in ("photo_borders", "sketch_borders", "sketch_label", "sketch_grey")}
     for i, pair in enumerate(tqdm(pairs, desc="preprocess", unit="pair")):
         photo, sketch, done = clean_pair(read_rgb(raw_dir / pair.photo), read_rgb(raw_dir / pair.sketch), opts)
         for step in done:
             report[step].append(pair.pair_id)
+        source_sizes[i] = photo.shape[:2]
         photos[i] = to_square(photo, size)
         sketches[i] = to_square(sketch, size)
     io.save_npz(
@@ -95,6 +97,7 @@ def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path =
         subsets=np.array([p.subset for p in pairs]),
         photos=photos,
         sketches=sketches,
+        source_sizes=source_sizes,
     )
     io.write_json(out_file.parent / "cleaning.json", {"settings": opts, "pairs": n, "changed": report})
     print("preprocess cleaning: " + ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in report.items())

@@ -1,0 +1,6 @@
+"""Faces in ordinary pictures: find them, align them to the training geometry, put results back.
+
+- ``detect``: faces with five landmarks (eyes, nose, mouth corners) through MTCNN.
+- ``geometry``: where those landmarks sit in a model's training images (stored in its info.json).
+- ``align``: the similarity transform to that geometry, the aligned crop, and pasting back.
+"""
