@@ -51,7 +51,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
     from facesketch import io
     from facesketch import metrics as M
     from facesketch.data.dataset import load_task, to_float, to_uint8
-    from facesketch.training import load_predictor
+    from facesketch.saved import load_predictor
 
     ws = Path(workspace)
     processed, split_file, raw = ws / "data/processed/pairs.npz", ws / "data/split/split.json", ws / "data/raw"

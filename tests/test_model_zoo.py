@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from facesketch import models, tf_runtime, training
+from facesketch.saved import load_predictor
 from facesketch.errors import Interrupted, ParamError
 from conftest import make_pairs, tiny_params
 
@@ -246,7 +247,7 @@ def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra, capsy
     assert {"loss", "val_loss"} | extra <= set(rows[0])
     assert all(np.isfinite(float(r["val_loss"])) for r in rows)
     x, _ = data(2)
-    loaded = training.load_predictor(tmp_path / "a" / "models" / f"{name}-f2s")
+    loaded = load_predictor(tmp_path / "a" / "models" / f"{name}-f2s")
     out = np.asarray(loaded(x, training=False))
     assert out.shape == (2, 32, 32, 3) and 0 <= out.min() and out.max() <= 1
 

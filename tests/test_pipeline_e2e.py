@@ -69,6 +69,25 @@ def test_pipeline_end_to_end(tmp_path, venv_env):
     head = sh(["git", "rev-parse", "HEAD"], proj, env).strip()
     assert stages_run(sh(["dvc", "repro"], proj, env)) == set()
 
+    # code is a dependency too: the data loader's change makes training and evaluation stale,
+    # the report's only the report (dvc status lists the stages whose own deps changed)
+    def stale_after_touching(rel: str) -> set[str]:
+        path = proj / rel
+        original = path.read_text()
+        path.write_text(original + "\n# touched\n")
+        try:
+            out = sh(["dvc", "status"], proj, env)
+        finally:
+            path.write_text(original)
+        return {line.rstrip(":").strip() for line in out.splitlines() if line.rstrip().endswith(":")
+                and not line.startswith((" ", "\t"))}
+
+    loader = stale_after_touching("src/facesketch/data/dataset.py")
+    assert {f"train@{m}-{t}" for m in MODELS for t in TASKS} <= loader, loader
+    assert {f"evaluate@{m}-{t}" for m in MODELS for t in TASKS} <= loader, loader
+    assert stale_after_touching("src/facesketch/report.py") == {"report"}
+    assert stages_run(sh(["dvc", "repro"], proj, env)) == set()  # restored: nothing stale
+
     # an optimizer change re-runs training and what follows, nothing before it (check_params, which
     # checks any changed param first, runs too: its output is the same text, so it re-runs nothing)
     t0 = time.time()

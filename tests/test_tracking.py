@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from facesketch import io, tracking, training
+from facesketch import io, saved, tracking, training
 from facesketch.evaluate import evaluate
 from facesketch.training import train
 from conftest import REPO, make_pairs, tiny_params
@@ -161,7 +161,7 @@ def test_logged_model_has_a_signature_and_predicts_an_image_array(logged, monkey
     x = make_pairs(2, 32, seed=5)[0].astype(np.float32) / 255.0
     pred = np.asarray(mlflow.pyfunc.load_model(uri).predict(x))
     assert pred.shape == (2, 32, 32, 3)
-    expected = np.asarray(training.load_predictor(logged.root / "models" / "dense-f2s")(x, training=False))
+    expected = np.asarray(saved.load_predictor(logged.root / "models" / "dense-f2s")(x, training=False))
     np.testing.assert_allclose(pred, expected, atol=1e-5)
 
 

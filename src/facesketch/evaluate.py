@@ -44,7 +44,7 @@ def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRIC
 def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
              split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
-    from .training import INFO_FILE, load_predictor
+    from .saved import INFO_FILE, load_predictor
 
     name = f"{model_name}-{task}"
     model_dir = Path(models_dir) / name
@@ -56,7 +56,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
     summary, per_image = score(task, preds_u8, test.ids, Path(predictions_dir) / name, raw_dir)
     write_scores(name, summary, per_image, metrics_dir)
     if info.get("mlflow_run_id"):
-        from .report import image_grid
+        from .grids import image_grid
 
         shown = min(4, len(test.ids))
         sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),

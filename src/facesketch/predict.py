@@ -43,11 +43,9 @@ import numpy as np
 from . import TASKS, io
 from .errors import DataError, FacesketchError
 from .images import read_rgb
+from .saved import INFO_FILE, MODEL_FILE, MODELS_DIR
 
-MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
-MODEL_FILE = "model.keras"  # as facesketch.training (not imported: it pulls in TensorFlow)
-INFO_FILE = "info.json"
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg"}
@@ -368,7 +366,7 @@ class Predictor:
 
     @classmethod
     def load(cls, entry: ModelEntry, batch_size: int = DEFAULT_BATCH) -> "Predictor":
-        from .training import load_predictor
+        from .saved import load_predictor
 
         file = entry.path / MODEL_FILE
         if not file.exists():

@@ -16,7 +16,6 @@ Published results (with source, test set and protocol) stand beside it.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import math
@@ -24,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import cv2
 import numpy as np
 
 from . import benchmark as B
 from . import io
+from .grids import as_rgb as _as_rgb, image_grid, write_png
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task
 
@@ -356,12 +355,6 @@ GLANCE = (  # metric, computed on (f2s / s2f), data range (a digest of the proto
 
 # ---------------------------------------------------------------- image grids
 
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    band = np.full((18, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, text[:24], (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([band, img], axis=0)
-
-
 def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = PREDICTIONS_DIR,
          processed_file: Path = PROCESSED_FILE, split_file: Path = SPLIT_FILE, tile: int = 128) -> np.ndarray:
     """RGB uint8 image: one row per test pair (the first n_pairs), columns input | each model | target."""
@@ -373,38 +366,6 @@ def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = 
         columns.append((m, [_as_rgb(B.read_prediction(folder / f"{pid}.png")) for pid in ids]))
     columns.append(("target", test.targets))
     return image_grid(ids, columns, tile)
-
-
-def _as_rgb(img: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img
-
-
-def image_grid(ids: list[str], columns: list[tuple[str, np.ndarray]], tile: int = 128) -> np.ndarray:
-    """Rows of labelled tiles: one row per id, one column per (name, uint8 images) pair."""
-    def fit(img):
-        return cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA if max(img.shape[:2]) > tile
-                          else cv2.INTER_NEAREST)
-
-    rows = []
-    for i, pid in enumerate(ids):
-        rows.append(np.concatenate([_label(fit(images[i]), f"{name} {pid}" if j == 0 else name)
-                                    for j, (name, images) in enumerate(columns)], axis=1))
-    return np.concatenate(rows, axis=0)
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("could not encode a PNG")
-    return buf.tobytes()
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    io.write_bytes(path, png_bytes(rgb))
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def stack(images: list[np.ndarray], gap: int = 8) -> np.ndarray:

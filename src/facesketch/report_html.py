@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from html import escape
 
+from .grids import data_uri, png_bytes
 from .report import (COMPARISON_COLUMNS, FACT_COLUMNS, GLANCE, NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS,
-                     PUBLISHED_LABEL, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow, data_uri, png_bytes,
+                     PUBLISHED_LABEL, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
                      published_rows, used_metrics)
 
 STYLE = """

@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import __version__, estimate, io, losses, tf_runtime
 from . import models as registry
 from . import params as P
@@ -30,12 +28,10 @@ from . import tracking
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task, to_float, train_photos
 from .errors import DataError, Interrupted
+from .saved import INFO_FILE, MODEL_FILE, MODELS_DIR
 
 CHECKPOINT_ROOT = Path("checkpoints")
-MODELS_DIR = Path("models")
 HISTORY_DIR = Path("metrics/history")
-MODEL_FILE = "model.keras"
-INFO_FILE = "info.json"
 
 
 def make_optimizer(name: str, learning_rate: float, **kwargs):
@@ -398,11 +394,3 @@ def face_geometry(processed_file: Path, split_file: Path, size: int):
     except D.DetectorUnavailable as exc:  # training must not fail for want of a detector; the info says why
         print(f"warning: {exc}; storing the CUHK default face geometry", file=sys.stderr)
         return G.cuhk_default(str(exc), len(photos), 0)
-
-
-def load_predictor(model_dir: Path):
-    """The saved inference model of ``models/<name>-<task>``."""
-    tf_runtime.init()
-    import keras
-
-    return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False)
