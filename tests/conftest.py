@@ -39,9 +39,31 @@ def make_pairs(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return photos, sketches
 
 
+def write_raw(raw_dir: Path, ids: list[str], photos: np.ndarray, sketches: np.ndarray, scale: int = 2) -> Path:
+    """A data/raw for processed pairs, as fetch leaves it: PNG files and pairs.csv.
+
+    The evaluate stage scores against these original files at their own size
+    (``scale`` times the processed size, so predictions really are resized).
+    """
+    import cv2
+
+    from facesketch.data.manifest import Pair, write_manifest
+
+    pairs = []
+    for pid, photo, sketch in zip(ids, photos, sketches):
+        for kind, img in (("photo", photo), ("sketch", sketch)):
+            big = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
+            (raw_dir / kind).mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(raw_dir / kind / f"{pid}.png"), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+        pairs.append(Pair(pid, f"photo/{pid}.png", f"sketch/{pid}.png", "train"))
+    write_manifest(raw_dir, pairs)
+    return raw_dir
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path):
-    """A processed pairs.npz and split.json (32 px, 16 pairs) under tmp_path."""
+    """A processed pairs.npz and split.json (32 px, 16 pairs) under tmp_path (no data/raw:
+    add one with ``write_raw`` where a test evaluates)."""
     from facesketch import io
     from facesketch.data.split import make_split
 

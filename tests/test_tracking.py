@@ -24,7 +24,7 @@ import pytest
 from facesketch import io, saved, tracking, training
 from facesketch.evaluate import evaluate
 from facesketch.training import train
-from conftest import REPO, make_pairs, tiny_params
+from conftest import REPO, make_pairs, tiny_params, write_raw
 
 EXP = "brisk-owl"  # a DVC experiment name, as `dvc exp run` sets DVC_EXP_NAME
 BASELINE = "a" * 40
@@ -42,6 +42,7 @@ def make_data(root: Path) -> tuple[Path, Path]:
     split_file = root / "split.json"
     io.write_json(split_file, make_split(ids, ["train"] * 8 + ["test"] * 8, protocol="random",
                                          test_fraction=0.25, val_fraction=0.2, seed=0))
+    write_raw(root / "raw", ids, photos, sketches)  # the original targets evaluate scores against
     return processed, split_file
 
 
@@ -85,7 +86,8 @@ def logged(tmp_path_factory):
         info = run_train(root, data, optimizer="rmsprop")
         mp.setenv("DVC_STAGE", "evaluate@dense-f2s")
         summary = evaluate("dense", "f2s", models_dir=root / "models", metrics_dir=root / "metrics",
-                           predictions_dir=root / "predictions", processed_file=data[0], split_file=data[1])
+                           predictions_dir=root / "predictions", processed_file=data[0], split_file=data[1],
+                           raw_dir=root / "raw")
     run = client(uri).get_run(info["mlflow_run_id"])
     return SimpleNamespace(root=root, uri=uri, info=info, summary=summary, run=run, client=client(uri), data=data)
 
@@ -234,7 +236,8 @@ def test_unreachable_store_training_finishes_and_says_what_was_not_logged(kind, 
     for what in ("the run", "params", "per-epoch metrics", "artifact history/dense-f2s.csv", "the model"):
         assert what in summary[0]
     evaluate("dense", "f2s", models_dir=tmp_path / "models", metrics_dir=tmp_path / "metrics",
-             predictions_dir=tmp_path / "predictions", processed_file=data[0], split_file=data[1])
+             predictions_dir=tmp_path / "predictions", processed_file=data[0], split_file=data[1],
+             raw_dir=tmp_path / "raw")
     assert "not logged for dense-f2s: test metrics" in capsys.readouterr().err
     t_check = time.time()
     with pytest.raises(tracking.StoreUnavailable):
