@@ -391,6 +391,7 @@ def face_geometry(processed_file: Path, split_file: Path, size: int):
 
     try:
         return G.measure_geometry(photos, aspect, D.detect_faces)
-    except D.DetectorUnavailable as exc:  # training must not fail for want of a detector; the info says why
-        print(f"warning: {exc}; storing the CUHK default face geometry", file=sys.stderr)
-        return G.cuhk_default(str(exc), len(photos), 0)
+    except Exception as exc:  # noqa: BLE001 - the model is trained: never lose it to the detector; say why
+        reason = str(exc) if isinstance(exc, D.DetectorUnavailable) else f"face detection failed ({type(exc).__name__}: {exc})"
+        print(f"warning: {reason}; storing the CUHK default face geometry", file=sys.stderr)
+        return G.cuhk_default(reason, len(photos), 0)
