@@ -24,6 +24,12 @@ WARMUP_BATCHES = 2
 MEASURE_SECONDS = 5.0
 MEASURE_BATCHES = 20
 LONG_SECONDS = 3600.0  # beyond this, suggest a cheaper run
+# The other stages are estimated from this one's FLOP rate only where that rate says something
+# about the machine: not from a model with too little arithmetic to keep it busy (the dense AE is
+# bound by memory and overheads, so its FLOP rate is far below the convolutional models'), and
+# not for a short stage (a short matrix needs no warning; counting costs a few model builds).
+MIN_GFLOP_PER_IMAGE = 1.0
+MIN_STAGE_SECONDS = 60.0
 
 
 def duration(seconds: float) -> str:
@@ -100,8 +106,9 @@ def callback(name: str, images: int, epochs: int, initial_epoch: int, size: int,
 
         def _print(self, rate: float):
             self.printed = True
-            left = epochs - self.epoch - (self.batches * batch_size >= images)  # rough: a started epoch counts
-            print(message(name, rate, images, max(left, 0), epochs, others(), size),
+            left = max(0, epochs - self.epoch - (self.batches * batch_size >= images))  # a started epoch counts
+            rest = others() if images * left / rate >= MIN_STAGE_SECONDS else []
+            print(message(name, rate, images, left, epochs, rest, size),
                   file=stream or sys.stderr, flush=True)
 
     return Estimate()
