@@ -57,14 +57,14 @@ def prepare_model(name: str, size: int, params: dict, models_dir: Path, trained:
 
     if trained:
         src = ROOT / "models" / f"{name}-f2s"
-        if (src / "info.json").exists() and io.read_json(src / "info.json").get("image_size") == size:
+        if (src / "info.json").exists() and fileio.read_json(src / "info.json").get("image_size") == size:
             return src, "trained"
     model = registry.build(name, size, params)
     predictor = registry.predictor(model)
     out = models_dir / f"{name}-f2s"
     out.mkdir(parents=True)
     predictor.save(out / "model.keras")
-    io.write_json(out / "info.json", {
+    fileio.write_json(out / "info.json", {
         "model": name, "task": "f2s", "image_size": size, "parameters": int(model.count_params()),
         "predictor_parameters": int(predictor.count_params()), "epochs": 0,
         "training": {}, "config": registry.config(name, params),

@@ -55,7 +55,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
 
     ws = Path(workspace)
     processed, split_file, raw = ws / "data/processed/pairs.npz", ws / "data/split/split.json", ws / "data/raw"
-    split = io.read_json(split_file)
+    split = fileio.read_json(split_file)
     rows = []
     for model_name, task in trained(ws / "models"):
         name = f"{model_name}-{task}"
@@ -68,7 +68,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
         old["rank1"] = old.pop("accuracy")
 
         metrics_file = ws / "metrics" / f"{name}.json"
-        saved = io.read_json(metrics_file) if metrics_file.exists() else {}
+        saved = fileio.read_json(metrics_file) if metrics_file.exists() else {}
         if not recompute and "protocol" in saved:
             new, source = saved, str(metrics_file)
         else:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 import facesketch  # noqa: F401  (quiet TensorFlow first)
-from facesketch import io
+from facesketch import fileio
 from facesketch import predict as P
 from facesketch.faces.detect import detect_faces
 
@@ -74,7 +74,7 @@ def main() -> None:
 
     png = BytesIO()
     Image.fromarray(figure).quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(png, "PNG", optimize=True)
-    io.write_bytes(ns.output, png.getvalue())
+    fileio.write_bytes(ns.output, png.getvalue())
     print(f"wrote {ns.output} ({figure.shape[1]}x{figure.shape[0]}) with {entry.name}: "
           f"{len(done.faces)} face(s); geometry: {entry.face_geometry.note}")
 

@@ -70,12 +70,12 @@ def tiny_data(tmp_path: Path):
     photos, sketches = make_pairs(16, 32)
     ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(16)]
     processed = tmp_path / "pairs.npz"
-    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 8 + ["test"] * 8),
+    fileio.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 8 + ["test"] * 8),
                 photos=photos, sketches=sketches)
     split = make_split(ids, ["train"] * 8 + ["test"] * 8, protocol="random", test_fraction=0.25,
                        val_fraction=0.2, seed=0)
     split_file = tmp_path / "split.json"
-    io.write_json(split_file, split)
+    fileio.write_json(split_file, split)
     return processed, split_file
 
 

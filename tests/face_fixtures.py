@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesketch import io
+from facesketch import fileio
 from conftest import make_pairs, tiny_params
 
 SIZE = 32
@@ -53,8 +53,8 @@ def train_tiny(root: Path, model: str = "conv", task: str = "f2s") -> dict:
     photos, sketches = make_pairs(12, SIZE)
     ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(12)]
     processed, split_file = root / "pairs.npz", root / "split.json"
-    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 12), photos=photos, sketches=sketches)
-    io.write_json(split_file, make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25,
+    fileio.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 12), photos=photos, sketches=sketches)
+    fileio.write_json(split_file, make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25,
                                          val_fraction=0.2, seed=0))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -62,5 +62,5 @@ def train_tiny(root: Path, model: str = "conv", task: str = "f2s") -> dict:
         info = train(model, task, tiny_params(epochs=1), processed_file=processed, split_file=split_file,
                      models_dir=root / "models", history_dir=root / "history",
                      checkpoint_root=root / "ckpt", verbose=0)
-    io.write_json(root / "metrics" / f"{model}-{task}.json", METRICS)
+    fileio.write_json(root / "metrics" / f"{model}-{task}.json", METRICS)
     return {"root": root, "models": root / "models", "metrics": root / "metrics", "info": info}

@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from facesketch import benchmark as B
-from facesketch import io
+from facesketch import fileio
 from facesketch.data import cleaning
 from facesketch.data.manifest import Pair, write_manifest
 from facesketch.data.preprocess import preprocess
@@ -68,7 +68,7 @@ def workspace(tmp_path):
 def test_native_predictions_are_scored_against_the_original_files(workspace):
     ws = workspace
     # the dirty sketch really was cleaned for the models' inputs/targets ...
-    changed = io.read_json(ws["processed"].parent / "cleaning.json")["changed"]
+    changed = fileio.read_json(ws["processed"].parent / "cleaning.json")["changed"]
     assert "f-039-01" in changed["sketch_label"] and "f-039-01" in changed["sketch_borders"]
 
     results = baselines("f2s", metrics_dir=ws["metrics"], processed_file=ws["processed"], split_file=ws["split"],

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facesketch import io
+from facesketch import fileio
 from facesketch.cli import main
 from conftest import REPO, make_pairs, tiny_params
 
@@ -31,8 +31,8 @@ def trained(tmp_path_factory):
     photos, sketches = make_pairs(12, SIZE)
     ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(12)]
     processed, split_file = root / "pairs.npz", root / "split.json"
-    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 12), photos=photos, sketches=sketches)
-    io.write_json(split_file, make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25,
+    fileio.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 12), photos=photos, sketches=sketches)
+    fileio.write_json(split_file, make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25,
                                          val_fraction=0.2, seed=0))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
         info = train("conv", "f2s", tiny_params(epochs=1), processed_file=processed, split_file=split_file,
                      models_dir=root / "models", history_dir=root / "history",
                      checkpoint_root=root / "ckpt", verbose=0)
-    io.write_json(root / "metrics" / "conv-f2s.json", METRICS)
+    fileio.write_json(root / "metrics" / "conv-f2s.json", METRICS)
     return {"root": root, "models": root / "models", "metrics": root / "metrics", "info": info}
 
 
@@ -206,22 +206,22 @@ def test_best_model_is_chosen_by_ssim_then_mae(trained, tmp_path, capsys):
     models, metrics = tmp_path / "models", tmp_path / "metrics"
     shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")
     shutil.copytree(trained["models"] / "conv-f2s", models / "dense-f2s")
-    info = io.read_json(models / "dense-f2s" / "info.json")
-    io.write_json(models / "dense-f2s" / "info.json", {**info, "model": "dense"})
+    info = fileio.read_json(models / "dense-f2s" / "info.json")
+    fileio.write_json(models / "dense-f2s" / "info.json", {**info, "model": "dense"})
     kw = {"models_dir": models, "metrics_dir": metrics}
 
     with pytest.raises(Exception, match=r"no metrics for the f2s models.*--model NAME.*dvc repro"):
         choose_model("f2s", **kw)
-    io.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.40})
+    fileio.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.40})
     assert choose_model("f2s", **kw)[0].name == "conv-f2s"  # the only one with metrics
-    io.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.45})
+    fileio.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.45})
     assert choose_model("f2s", **kw)[0].name == "dense-f2s"
-    io.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.45, "mae": 0.1})  # tie on SSIM: lower MAE
+    fileio.write_json(metrics / "conv-f2s.json", {**METRICS, "ssim": 0.45, "mae": 0.1})  # tie on SSIM: lower MAE
     assert choose_model("f2s", **kw)[0].name == "conv-f2s"
     assert choose_model("f2s", "dense", **kw)[0].name == "dense-f2s"  # --model overrides
 
     src = write(tmp_path / "face.png", photo(40, 40))
-    io.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.9})
+    fileio.write_json(metrics / "dense-f2s.json", {**METRICS, "ssim": 0.9})
     args = ["predict", "--task", "f2s", "--no-align", str(src), "-o", str(tmp_path / "out"), "--models-dir", str(models),
             "--metrics-dir", str(metrics)]
     assert main(args) == 0
@@ -357,7 +357,7 @@ def test_only_unreadable_inputs_load_no_model_and_say_nothing_was_written(tmp_pa
     input is an image, and the summary does not claim that others were written."""
     model_dir = tmp_path / "models" / "conv-f2s"
     model_dir.mkdir(parents=True)
-    io.write_json(model_dir / "info.json", {"model": "conv", "task": "f2s", "image_size": SIZE})
+    fileio.write_json(model_dir / "info.json", {"model": "conv", "task": "f2s", "image_size": SIZE})
     (model_dir / "model.keras").write_bytes(b"not a keras file")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     (tmp_path / "notes.jpg").write_text("text, not a photo")

@@ -411,7 +411,7 @@ def test_grey_sketches_and_preprocess_switches(tmp_path):
     preprocess(params, raw, tmp_path / "on" / "pairs.npz")
     from facesketch import io as fio
 
-    report = fio.read_json(tmp_path / "on" / "cleaning.json")["changed"]
+    report = fileio.read_json(tmp_path / "on" / "cleaning.json")["changed"]
     assert report == {"photo_borders": ["m-023-01"], "sketch_borders": [], "sketch_label": ["m-023-01"],
                       "sketch_grey": ["m-023-01"]}
     with np.load(tmp_path / "on" / "pairs.npz") as z:

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from facesketch import io
+from facesketch import fileio
 from conftest import REPO
 
 SCRIPT = textwrap.dedent("""
@@ -95,7 +95,7 @@ def test_one_epoch_with_two_workers_on_loopback(tmp_path, tiny_data, venv_env):
     assert outs[0]["final"]["loss"] == pytest.approx(outs[1]["final"]["loss"])  # one model, trained together
     # only the chief (worker 0) writes the model, the history and an MLflow run
     assert (tmp_path / "models" / "conv_bn-f2s" / "model.keras").exists()
-    assert io.read_json(tmp_path / "models" / "conv_bn-f2s" / "info.json")["runtime"]["replicas"] == 2
+    assert fileio.read_json(tmp_path / "models" / "conv_bn-f2s" / "info.json")["runtime"]["replicas"] == 2
     assert not (tmp_path / "ckpt" / "conv_bn-f2s" / "worker-1").exists()
     from mlflow.tracking import MlflowClient
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facesketch import io
+from facesketch import fileio
 from facesketch import predict as P
 from facesketch.cli import main
 from facesketch.faces import align as A
@@ -173,7 +173,7 @@ def read(path) -> np.ndarray:
 
 
 def test_training_stores_a_face_geometry(trained):
-    info = io.read_json(trained["models"] / "conv-f2s" / "info.json")
+    info = fileio.read_json(trained["models"] / "conv-f2s" / "info.json")
     stored = info["face_geometry"]
     assert stored["source"] == "default" and "32 px" in stored["note"]  # too small to measure: CUHK's
     assert G.FaceGeometry.from_info(stored).points == G.CUHK_POINTS

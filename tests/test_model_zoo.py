@@ -282,7 +282,7 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
     ckpt_dir = tmp_path / "a" / "ckpt" / f"{name}-f2s"
     from facesketch import io, tracking
 
-    state = io.read_json(ckpt_dir / "state.json")
+    state = fileio.read_json(ckpt_dir / "state.json")
     assert state["epochs_done"] == 2
     fresh = built(name, tiny())
     opts = training._optimizers(fresh)

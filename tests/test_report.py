@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from facesketch import io
+from facesketch import fileio
 from facesketch import benchmark as B
 from facesketch.report import BASELINE_LABELS, COLUMNS, PUBLISHED, Metric, nice_ticks, report, results_table
 
@@ -152,10 +152,10 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
 
     photos, sketches = make_pairs(12, 32)
     ids = [f"p{i:02d}" for i in range(12)]
-    io.save_npz(root / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * 12),
+    fileio.save_npz(root / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * 12),
                 photos=photos, sketches=sketches)
     split = make_split(ids, ["train"] * 12, protocol="random", test_fraction=0.25, val_fraction=0.2, seed=0)
-    io.write_json(root / "data/split/split.json", split)
+    fileio.write_json(root / "data/split/split.json", split)
     rng = np.random.default_rng(0)
 
     def per_image(task, shift=0.0):
@@ -170,30 +170,30 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
         return B.summarize(task, table)
 
     for task in tasks:
-        io.write_json(root / f"metrics/baselines-{task}.json",
+        fileio.write_json(root / f"metrics/baselines-{task}.json",
                       {"mean_target": summary(task, per_image(task)),
                        **({"grey_input": summary(task, per_image(task))} if task == "f2s" else {})})
         for i, m in enumerate(models):
             name = f"{m}-{task}"
             table = per_image(task, shift=0.3 * i)  # the second model clearly better on every metric
-            io.write_text(root / f"metrics/per_image/{name}.csv", table.to_csv(index=False))
-            io.write_json(root / f"metrics/{name}.json", summary(task, table))
-            io.write_json(root / f"models/{name}/info.json", {
+            fileio.write_text(root / f"metrics/per_image/{name}.csv", table.to_csv(index=False))
+            fileio.write_json(root / f"metrics/{name}.json", summary(task, table))
+            fileio.write_json(root / f"models/{name}/info.json", {
                 "parameters": 123456 + i, "train_seconds": 12.5, "epochs": 3, "n_train": 7, "n_val": 2,
                 "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 4, "loss": "mae"},
                 "config": {"alpha": 0.2} if i else {}})
             gan = "epoch,loss,g_l1_loss,val_loss\n1,40.0,0.3,0.31\n2,30.0,0.25,0.27\n3,25.0,0.2,0.24\n"
-            io.write_text(root / f"metrics/history/{name}.csv", gan if i else "epoch,loss,val_loss\n1,0.3,0.32\n2,0.2,0.25\n3,0.15,0.22\n")
+            fileio.write_text(root / f"metrics/history/{name}.csv", gan if i else "epoch,loss,val_loss\n1,0.3,0.32\n2,0.2,0.25\n3,0.15,0.22\n")
             for pid in split["test"]:  # native-size PNGs, as evaluate saves them (grey for f2s)
                 shape = (50, 40) if task == "f2s" else (50, 40, 3)
                 ok, buf = cv2.imencode(".png", rng.integers(0, 255, shape, dtype=np.uint8))
-                io.write_bytes(root / f"data/predictions/{name}/{pid}.png", buf.tobytes())
+                fileio.write_bytes(root / f"data/predictions/{name}/{pid}.png", buf.tobytes())
 
 
 def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     _fabricate(tmp_path, MODELS, TASKS)
     scores = tmp_path / "metrics/conv-s2f.json"
-    io.write_json(scores, {**json.loads(scores.read_text()), "psnr_infinite": 1})  # one image reproduced exactly
+    fileio.write_json(scores, {**json.loads(scores.read_text()), "psnr_infinite": 1})  # one image reproduced exactly
     monkeypatch.chdir(tmp_path)
     params = {"models": MODELS, "tasks": TASKS, "image_size": 32, "report": {"grid_pairs": 2},
               "data": {"source": "synthetic"}, "split": {"protocol": "random", "test_fraction": 0.25,

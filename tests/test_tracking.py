@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from facesketch import io, saved, tracking, training
+from facesketch import fileio, saved, tracking, training
 from facesketch.evaluate import evaluate
 from facesketch.training import train
 from conftest import REPO, make_pairs, tiny_params, write_raw
@@ -37,10 +37,10 @@ def make_data(root: Path) -> tuple[Path, Path]:
     photos, sketches = make_pairs(16, 32)
     ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(16)]
     processed = root / "pairs.npz"
-    io.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 8 + ["test"] * 8),
+    fileio.save_npz(processed, ids=np.array(ids), subsets=np.array(["train"] * 8 + ["test"] * 8),
                 photos=photos, sketches=sketches)
     split_file = root / "split.json"
-    io.write_json(split_file, make_split(ids, ["train"] * 8 + ["test"] * 8, protocol="random",
+    fileio.write_json(split_file, make_split(ids, ["train"] * 8 + ["test"] * 8, protocol="random",
                                          test_fraction=0.25, val_fraction=0.2, seed=0))
     write_raw(root / "raw", ids, photos, sketches)  # the original targets evaluate scores against
     return processed, split_file
@@ -376,7 +376,7 @@ def start_training(root: Path, data, env) -> tuple[subprocess.Popen, Path]:
     state = root / "ckpt" / "dense-f2s" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and io.read_json(state).get("epochs_done", 0) >= 1:
+        if state.exists() and fileio.read_json(state).get("epochs_done", 0) >= 1:
             return proc, state
         time.sleep(0.05)
     proc.kill()
@@ -393,14 +393,14 @@ def test_interrupted_training_is_killed_and_a_kill_9_is_closed_by_the_next_run(t
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
-    interrupted = io.read_json(state)["run_id"]
+    interrupted = fileio.read_json(state)["run_id"]
     assert client(uri).get_run(interrupted).info.status == "KILLED", err[-2000:]
 
     # SIGKILL: nothing runs in the process; the next run of the experiment closes it
     proc, state = start_training(tmp_path / "b", data, venv_env)
     proc.kill()
     proc.wait()
-    killed = io.read_json(state)["run_id"]
+    killed = fileio.read_json(state)["run_id"]
     assert client(uri).get_run(killed).info.status == "RUNNING"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     tracker = tracking.Tracker()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from facesketch import io
+from facesketch import fileio
 from facesketch.training import train
 from conftest import REPO, tiny_params
 
@@ -90,12 +90,12 @@ def test_killed_training_resumes_at_the_last_finished_epoch(tmp_path, tiny_data,
     state_file = ckpt / "conv-f2s" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if state_file.exists() and io.read_json(state_file).get("epochs_done", 0) >= 3:
+        if state_file.exists() and fileio.read_json(state_file).get("epochs_done", 0) >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = io.read_json(state_file)["epochs_done"]
+    done = fileio.read_json(state_file)["epochs_done"]
     assert 3 <= done < 40, "the process should be killed mid-training"
 
     info = run_train(tmp_path, tiny_data, epochs=40)
@@ -112,7 +112,7 @@ def test_killed_training_resumes_at_the_last_finished_epoch(tmp_path, tiny_data,
 def test_changed_params_discard_a_stale_checkpoint(tmp_path, tiny_data):
     ckpt = tmp_path / "a" / "ckpt" / "conv-f2s"
     ckpt.mkdir(parents=True)
-    io.write_json(ckpt / "state.json", {"fingerprint": "something-else", "epochs_done": 5})
+    fileio.write_json(ckpt / "state.json", {"fingerprint": "something-else", "epochs_done": 5})
     info = run_train(tmp_path, tiny_data, epochs=2)
     assert info["resumed_from_epoch"] == 0
 
@@ -136,12 +136,12 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
     state_file = tmp_path / "checkpoints" / "conv-f2s" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if state_file.exists() and io.read_json(state_file).get("epochs_done", 0) >= 2:
+        if state_file.exists() and fileio.read_json(state_file).get("epochs_done", 0) >= 2:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    done = io.read_json(state_file)["epochs_done"]
+    done = fileio.read_json(state_file)["epochs_done"]
     assert 2 <= done < 15, "the signal should land mid-training"
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
@@ -152,7 +152,7 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
     res = subprocess.run(cmd, cwd=tmp_path, env=venv_env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"resuming from checkpoint after epoch {done}/15" in res.stderr
-    info = io.read_json(tmp_path / "models" / "conv-f2s" / "info.json")
+    info = fileio.read_json(tmp_path / "models" / "conv-f2s" / "info.json")
     assert info["resumed_from_epoch"] == done
     rows = list(csv.DictReader(open(tmp_path / "metrics" / "history" / "conv-f2s.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 16))

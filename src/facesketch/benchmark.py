@@ -57,7 +57,7 @@ import pandas as pd
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from . import io
+from . import fileio
 from . import metrics as M
 from .data import RAW_DIR
 from .data.manifest import read_manifest
@@ -245,7 +245,7 @@ def score(task: str, preds: np.ndarray, ids: Sequence[str], targets: Sequence[Ta
         native = to_native(np.asarray(pred), target.width, target.height)
         natives.append(grey_u8(native) if task == "f2s" else native)
     out_dir = Path(out_dir)
-    with io.atomic_dir(out_dir) as tmp:
+    with fileio.atomic_dir(out_dir) as tmp:
         for pid, native in zip(ids, natives):
             (tmp / f"{pid}.png").write_bytes(_png(native))
     rows = M.parallel_map(lambda k: {"id": ids[k], **score_pair(task, natives[k], targets[k].image)}, range(len(ids)))

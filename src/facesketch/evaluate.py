@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import benchmark as B
-from . import io, tracking
+from . import fileio, tracking
 from .data import PROCESSED_FILE, RAW_DIR, SPLIT_FILE
 from .data.dataset import load_task, to_float, to_uint8
 
@@ -37,8 +37,8 @@ def logged_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRICS_DIR) -> None:
-    io.write_json(Path(metrics_dir) / f"{name}.json", summary)
-    io.write_text(Path(metrics_dir) / "per_image" / f"{name}.csv", per_image.to_csv(index=False, float_format="%.6g"))
+    fileio.write_json(Path(metrics_dir) / f"{name}.json", summary)
+    fileio.write_text(Path(metrics_dir) / "per_image" / f"{name}.csv", per_image.to_csv(index=False, float_format="%.6g"))
 
 
 def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), metrics_dir: Path = METRICS_DIR,
@@ -48,7 +48,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
 
     name = f"{model_name}-{task}"
     model_dir = Path(models_dir) / name
-    info = io.read_json(model_dir / INFO_FILE)
+    info = fileio.read_json(model_dir / INFO_FILE)
     test = load_task(task, "test", processed_file, split_file)
     model = load_predictor(model_dir)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
@@ -98,7 +98,7 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
                                      Path(predictions_dir) / f"baselines-{task}" / kind)
         results[kind] = summary
         tables.append(per_image.assign(baseline=kind))
-    io.write_text(Path(metrics_dir) / "per_image" / f"baselines-{task}.csv",
+    fileio.write_text(Path(metrics_dir) / "per_image" / f"baselines-{task}.csv",
                   pd.concat(tables).to_csv(index=False, float_format="%.6g"))
-    io.write_json(Path(metrics_dir) / f"baselines-{task}.json", results)
+    fileio.write_json(Path(metrics_dir) / f"baselines-{task}.json", results)
     return results

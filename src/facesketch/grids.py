@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import io
+from . import fileio
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
@@ -42,7 +42,7 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    io.write_bytes(path, png_bytes(rgb))
+    fileio.write_bytes(path, png_bytes(rgb))
 
 
 def data_uri(png: bytes) -> str:

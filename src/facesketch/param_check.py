@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from . import TASKS, io
+from . import TASKS, fileio
 from . import models as registry
 from . import params as P
 from .errors import ParamError
@@ -101,4 +101,4 @@ def check_params(params: dict[str, Any], out_file: Path = CHECKED_FILE) -> None:
         raise ParamError(found[0])
     if found:
         raise ParamError(f"{len(found)} settings are not valid:" + "".join(f"\n  {m}" for m in found))
-    io.write_text(out_file, CHECKED_TEXT)
+    fileio.write_text(out_file, CHECKED_TEXT)

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import TASKS, io
+from . import TASKS, fileio
 from .errors import DataError, FacesketchError
 from .images import read_rgb
 from .saved import INFO_FILE, MODEL_FILE, MODELS_DIR
@@ -128,7 +128,7 @@ def _finite(value: Any) -> float | None:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = io.read_json(path)
+        data = fileio.read_json(path)
     except FileNotFoundError:
         raise FacesketchError(f"{path}: not found ({what})") from None
     except (OSError, ValueError) as exc:
@@ -520,7 +520,7 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
 
     def write(dest: Path, img: np.ndarray) -> bool:
         try:
-            io.write_bytes(dest, encode(img, fmt, grey=grey, quality=quality))
+            fileio.write_bytes(dest, encode(img, fmt, grey=grey, quality=quality))
         except (OSError, FacesketchError) as exc:
             fail(f"{dest}: cannot be written ({getattr(exc, 'strerror', None) or exc})")
             return False

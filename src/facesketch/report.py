@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import benchmark as B
-from . import io
+from . import fileio
 from .grids import as_rgb as _as_rgb, image_grid, write_png
 from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task
@@ -123,7 +123,7 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
     for task in tasks:
         base_file = Path(metrics_dir) / f"baselines-{task}.json"
         if base_file.exists():
-            found = io.read_json(base_file)
+            found = fileio.read_json(base_file)
             known = list(BASELINE_LABELS)  # mean target first
             for kind in sorted(found, key=lambda k: known.index(k) if k in known else len(known)):
                 rows.append({"model": kind, "label": BASELINE_LABELS.get(kind, f"baseline: {kind}"),
@@ -131,9 +131,9 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
         for model in models:
             name = f"{model}-{task}"
             info_file = Path(models_dir) / name / "info.json"
-            info = io.read_json(info_file) if info_file.exists() else {}
+            info = fileio.read_json(info_file) if info_file.exists() else {}
             rows.append({"model": model, "label": model, "task": task, "baseline": False,
-                         **io.read_json(Path(metrics_dir) / f"{name}.json"), "info": info})
+                         **fileio.read_json(Path(metrics_dir) / f"{name}.json"), "info": info})
     return rows
 
 
@@ -657,8 +657,8 @@ def report(params: dict[str, Any], reports_dir: Path = REPORTS_DIR) -> Path:
     for task, image in rep.grids.items():
         write_png(reports_dir / f"grid-{task}.png", image)
     write_png(reports_dir / "grid.png", stack(list(rep.grids.values())))
-    io.write_text(reports_dir / "loss-curves.svg", svg_sheet([c for _, _, c in rep.charts], len(rep.tasks)))
-    io.write_text(reports_dir / "report.html", to_html(rep))
+    fileio.write_text(reports_dir / "loss-curves.svg", svg_sheet([c for _, _, c in rep.charts], len(rep.tasks)))
+    fileio.write_text(reports_dir / "report.html", to_html(rep))
     out = reports_dir / "report.md"
-    io.write_text(out, to_markdown(rep))
+    fileio.write_text(out, to_markdown(rep))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io as _io
+import io
 import json
 import os
 import shutil
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__, estimate, io, losses, tf_runtime
+from . import __version__, estimate, fileio, losses, tf_runtime
 from . import models as registry
 from . import params as P
 from . import tracking
@@ -188,10 +188,10 @@ def _epoch_checkpoint_class():
             self._t0 = time.time()
             if epoch + 1 >= self.epochs or time.time() - self._saved_at < self.every_seconds:
                 return  # the last epoch needs no resume point: training is about to finish
-            with io.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
+            with fileio.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
                 self.model.save_weights(tmp)
             self.state.update(epochs_done=epoch + 1, history=self.history)
-            io.write_json(self.ckpt_dir / "state.json", self.state)
+            fileio.write_json(self.ckpt_dir / "state.json", self.state)
             self._saved_at = time.time()
 
     return EpochCheckpoint
@@ -201,7 +201,7 @@ def history_csv(rows: list[dict]) -> str:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    buf = _io.StringIO()
+    buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
@@ -278,7 +278,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     if not chief:  # a non-chief worker of a cluster: its own scratch space, no MLflow run, no outputs
         ckpt_dir = ckpt_dir / f"worker-{tf_runtime.task_index()}"
     state_file = ckpt_dir / "state.json"
-    state: dict[str, Any] = io.read_json(state_file) if state_file.exists() else {}
+    state: dict[str, Any] = fileio.read_json(state_file) if state_file.exists() else {}
     if state.get("fingerprint") != fp:
         if state.get("run_id"):
             tracking.mark_run(state["run_id"], "KILLED")  # a stale, interrupted run: close it
@@ -295,7 +295,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         tracker.start(str(params.get("mlflow", {}).get("experiment", "facesketch")), name, tags,
                       resume_run_id=state.get("run_id") if resumed_from else None)
     state["run_id"] = tracker.run_id
-    io.write_json(state_file, state)
+    fileio.write_json(state_file, state)
     logged_params = {**training, **{f"runtime.{k}": v for k, v in runtime.items()}, "precision_policy": policy,
                      "replicas": strategy.num_replicas_in_sync,
                      **{f"{model_name}.{k}": v for k, v in cfg.items()},
@@ -342,11 +342,11 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         return info
     info["face_geometry"] = face_geometry(processed_file, split_file, size).to_info()
     out_dir = Path(models_dir) / name
-    with io.atomic_dir(out_dir) as tmp:
+    with fileio.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
-        io.write_json(tmp / INFO_FILE, info)
+        fileio.write_json(tmp / INFO_FILE, info)
     history_file = Path(history_dir) / f"{name}.csv"
-    io.write_text(history_file, history_csv(history))
+    fileio.write_text(history_file, history_csv(history))
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
     tracker.log_artifact(history_file, "history")
     tracker.log_model(predictor, to_float(train_set.inputs[:1]))
@@ -359,7 +359,7 @@ def _finished(training_params: dict[str, Any]):
     """Whether a model folder holds a model trained with these training settings."""
     def done(model_dir: Path) -> bool:
         try:
-            info = io.read_json(model_dir / INFO_FILE)
+            info = fileio.read_json(model_dir / INFO_FILE)
         except (OSError, ValueError):
             return False
         return info.get("training") == training_params and (model_dir / MODEL_FILE).exists()

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import PROCESSED_FILE, SPLIT_FILE
-from .. import io
+from .. import fileio
 
 
 @dataclass
@@ -38,7 +38,7 @@ def task_arrays(photos: np.ndarray, sketches: np.ndarray, task: str) -> tuple[np
 
 def load_task(task: str, part: str, processed_file: Path = PROCESSED_FILE, split_file: Path = SPLIT_FILE) -> TaskData:
     """The ``part`` ("train" | "val" | "test") of the split, as inputs and targets for ``task``."""
-    split = io.read_json(split_file)
+    split = fileio.read_json(split_file)
     if part not in split:
         raise DataError(f"{split_file}: has no '{part}' list")
     wanted = split[part]
@@ -56,7 +56,7 @@ def load_task(task: str, part: str, processed_file: Path = PROCESSED_FILE, split
 def train_photos(processed_file: Path = PROCESSED_FILE, split_file: Path = SPLIT_FILE) -> tuple[np.ndarray, np.ndarray | None]:
     """The training split's photos (uint8 N x S x S x 3) and their sizes before squaring
     ((height, width) rows; None for processed files written before sizes were stored)."""
-    split = io.read_json(split_file)
+    split = fileio.read_json(split_file)
     wanted = split.get("train", [])
     with np.load(processed_file) as data:
         index = {pid: k for k, pid in enumerate(data["ids"].tolist())}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import io
+from .. import fileio
 from .. import params as P
 from ..errors import ParamError
 from . import RAW_DIR
@@ -56,6 +56,6 @@ def fetch(params: dict[str, Any], raw_dir: Path = RAW_DIR) -> int:
         )
     # Build the whole folder aside and swap it in, so an interrupted fetch never
     # leaves a half-filled data/raw behind.
-    with io.atomic_dir(raw_dir) as tmp:
+    with fileio.atomic_dir(raw_dir) as tmp:
         n = SOURCES[source](params, tmp)
     return n

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import io
+from .. import fileio
 from ..errors import DataError
 from . import MANIFEST_COLUMNS, MANIFEST_NAME
 
@@ -21,13 +21,13 @@ class Pair:
 
 
 def write_manifest(raw_dir: Path, pairs: list[Pair]) -> Path:
-    buf = _io.StringIO()
+    buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     for p in sorted(pairs, key=lambda p: p.pair_id):
         writer.writerow([p.pair_id, p.photo, p.sketch, p.subset])
     dest = Path(raw_dir) / MANIFEST_NAME
-    io.write_text(dest, buf.getvalue())
+    fileio.write_text(dest, buf.getvalue())
     return dest
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .. import io
+from .. import fileio
 from ..images import read_rgb  # the reader `facesketch predict` uses too: same pixels
 from .. import params as P
 from ..errors import ParamError
@@ -91,7 +91,7 @@ def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path =
         source_sizes[i] = photo.shape[:2]
         photos[i] = to_square(photo, size)
         sketches[i] = to_square(sketch, size)
-    io.save_npz(
+    fileio.save_npz(
         out_file,
         ids=np.array([p.pair_id for p in pairs]),
         subsets=np.array([p.subset for p in pairs]),
@@ -99,7 +99,7 @@ def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path =
         sketches=sketches,
         source_sizes=source_sizes,
     )
-    io.write_json(out_file.parent / "cleaning.json", {"settings": opts, "pairs": n, "changed": report})
+    fileio.write_json(out_file.parent / "cleaning.json", {"settings": opts, "pairs": n, "changed": report})
     print("preprocess cleaning: " + ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in report.items())
           + f" (of {n} pairs; list in {out_file.parent / 'cleaning.json'})")
     return n

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io
+from .. import fileio
 from .. import params as P
 from ..errors import DataError, ParamError
 from . import PROCESSED_FILE, SPLIT_FILE
@@ -81,5 +81,5 @@ def split(params: dict[str, Any], processed_file: Path = PROCESSED_FILE, out_fil
         ids = data["ids"].tolist()
         subsets = data["subsets"].tolist()
     result = make_split(ids, subsets, **kwargs)
-    io.write_json(out_file, result)
+    fileio.write_json(out_file, result)
     return result

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io
+from .. import fileio
 from .manifest import Pair, write_manifest
 
 REF_W, REF_H = 200, 250   # the geometry below is in this frame, scaled to the output size
@@ -388,7 +388,7 @@ def _write_jpeg(dest: Path, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f"{dest}: JPEG encoding failed")
-    io.write_bytes(dest, buf.tobytes())
+    fileio.write_bytes(dest, buf.tobytes())
 
 
 def generate_dataset(out_dir: Path, count: int, seed: int, width: int = REF_W, height: int = REF_H) -> list[Pair]:

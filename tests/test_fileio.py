@@ -1,21 +1,21 @@
 import pytest
 
-from facesketch import io
+from facesketch import fileio
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     dest = tmp_path / "a" / "x.json"
-    io.write_json(dest, {"a": 1})
-    io.write_json(dest, {"b": 2})
-    assert io.read_json(dest) == {"b": 2}
+    fileio.write_json(dest, {"a": 1})
+    fileio.write_json(dest, {"b": 2})
+    assert fileio.read_json(dest) == {"b": 2}
     assert [p.name for p in dest.parent.iterdir()] == ["x.json"]
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     dest = tmp_path / "x.txt"
-    io.write_text(dest, "old")
+    fileio.write_text(dest, "old")
     with pytest.raises(RuntimeError):
-        with io.atomic_path(dest) as tmp:
+        with fileio.atomic_path(dest) as tmp:
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert dest.read_text() == "old"
@@ -24,10 +24,10 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
 
 def test_atomic_dir_swaps_in_whole_folder_or_nothing(tmp_path):
     dest = tmp_path / "raw"
-    with io.atomic_dir(dest) as tmp:
+    with fileio.atomic_dir(dest) as tmp:
         (tmp / "a").write_text("1")
     with pytest.raises(ValueError):
-        with io.atomic_dir(dest) as tmp:
+        with fileio.atomic_dir(dest) as tmp:
             (tmp / "b").write_text("2")
             raise ValueError
     assert sorted(p.name for p in dest.iterdir()) == ["a"]
@@ -39,7 +39,7 @@ def test_atomic_dir_gets_the_default_folder_permissions(tmp_path):
     other users, or a container with another uid, can read models/<name>/ and data/raw/."""
     import stat
 
-    with io.atomic_dir(tmp_path / "models" / "dense-f2s") as tmp:
+    with fileio.atomic_dir(tmp_path / "models" / "dense-f2s") as tmp:
         (tmp / "model.keras").write_text("x")
     (tmp_path / "plain").mkdir()
     mode = stat.S_IMODE((tmp_path / "models" / "dense-f2s").stat().st_mode)
