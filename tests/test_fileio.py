@@ -43,6 +43,6 @@ def test_atomic_dir_gets_the_default_folder_permissions(tmp_path):
         (tmp / "model.keras").write_text("x")
     (tmp_path / "plain").mkdir()
     mode = stat.S_IMODE((tmp_path / "models" / "dense-f2s").stat().st_mode)
-    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~io._UMASK
-    if io._UMASK == 0o022:  # the usual default
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~fileio._UMASK
+    if fileio._UMASK == 0o022:  # the usual default
         assert mode == 0o755
