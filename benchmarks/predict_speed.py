@@ -52,7 +52,7 @@ def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
 
 def prepare_model(name: str, size: int, params: dict, models_dir: Path, trained: bool) -> tuple[Path, str]:
     """models_dir/<name>-f2s as the train stage writes it; returns (its folder, weights used)."""
-    from facesketch import io
+    from facesketch import fileio
     from facesketch import models as registry
 
     if trained:

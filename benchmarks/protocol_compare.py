@@ -48,7 +48,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
     import numpy as np
 
     from facesketch import benchmark as B
-    from facesketch import io
+    from facesketch import fileio
     from facesketch import metrics as M
     from facesketch.data.dataset import load_task, to_float, to_uint8
     from facesketch.saved import load_predictor

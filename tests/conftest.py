@@ -64,7 +64,7 @@ def write_raw(raw_dir: Path, ids: list[str], photos: np.ndarray, sketches: np.nd
 def tiny_data(tmp_path: Path):
     """A processed pairs.npz and split.json (32 px, 16 pairs) under tmp_path (no data/raw:
     add one with ``write_raw`` where a test evaluates)."""
-    from facesketch import io
+    from facesketch import fileio
     from facesketch.data.split import make_split
 
     photos, sketches = make_pairs(16, 32)

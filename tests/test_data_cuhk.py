@@ -409,7 +409,7 @@ def test_grey_sketches_and_preprocess_switches(tmp_path):
     params = {"image_size": 64, "preprocess": {"fill_black_borders": True, "remove_sketch_label": True,
                                                "grey_sketches": True}}
     preprocess(params, raw, tmp_path / "on" / "pairs.npz")
-    from facesketch import io as fio
+    from facesketch import fileio
 
     report = fileio.read_json(tmp_path / "on" / "cleaning.json")["changed"]
     assert report == {"photo_borders": ["m-023-01"], "sketch_borders": [], "sketch_label": ["m-023-01"],

@@ -280,7 +280,7 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
     monkeypatch.setattr(training, "_epoch_checkpoint_class", make_class)
 
     ckpt_dir = tmp_path / "a" / "ckpt" / f"{name}-f2s"
-    from facesketch import io, tracking
+    from facesketch import fileio, tracking
 
     state = fileio.read_json(ckpt_dir / "state.json")
     assert state["epochs_done"] == 2
