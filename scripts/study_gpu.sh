@@ -14,7 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cpu_ok=0
 if [ "${1:-}" = "--cpu-ok" ]; then cpu_ok=1; shift; fi
-FACESKETCH_EXTRAS=app,test,gpu bash scripts/setup.sh
+# The CUDA libraries (the gpu extra, several GB) only where a GPU driver answers.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  FACESKETCH_EXTRAS=app,test,gpu bash scripts/setup.sh
+else
+  bash scripts/setup.sh
+fi
 source .venv/bin/activate
 gpus=$(python -c 'import facesketch, facesketch.tf_runtime as r; r.init(); print(len(r.gpus()))')
 if [ "$gpus" = 0 ]; then
