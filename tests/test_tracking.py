@@ -223,7 +223,6 @@ def test_unreachable_store_training_finishes_and_says_what_was_not_logged(kind, 
         uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's HTTP settings left at their defaults
     data = make_data(tmp_path)
-    t0 = time.time()
     info = run_train(tmp_path, data)
     assert (tmp_path / "models" / "dense-f2s" / "model.keras").exists()  # training finished
     assert info["mlflow_run_id"] is None
