@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from facesketch import params as P
@@ -8,8 +10,8 @@ from conftest import REPO, tiny_params
 def test_repo_params_are_the_study_defaults():
     p = P.load_params(REPO / "params.yaml")
     t = P.training(p)
-    assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": t["batch_size"],
-                 "loss": "mae", "seed": p["seed"], "image_size": 256,
+    assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": 8,
+                 "loss": "mae", "seed": 42, "image_size": 256,
                  "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0}
     assert p["split"]["test_fraction"] == 0.2
     assert p["tasks"] == ["f2s", "s2f"]
@@ -31,6 +33,20 @@ def test_bad_training_values_name_the_key_and_what_is_allowed(key, value, expect
     with pytest.raises(ParamError) as err:
         P.training(tiny_params(**{key: value}))
     assert key in str(err.value) and expected in str(err.value)
+
+
+def test_training_takes_each_value_from_the_file_not_a_default(tmp_path):
+    """Values unlike params.yaml's and unlike each other: a key read from the wrong place or
+    replaced by a built-in default shows."""
+    text = (REPO / "params.yaml").read_text()
+    for key, value in {"batch_size": 3, "seed": 7, "epochs": 5, "learning_rate": 0.0002, "image_size": 64}.items():
+        text, n = re.subn(rf"(?m)^{key}: *[^ #\n]+", f"{key}: {value}", text)
+        assert n == 1, f"params.yaml has no top-level {key}"
+    (tmp_path / "params.yaml").write_text(text)
+    t = P.training(P.load_params(tmp_path / "params.yaml"))
+    assert {k: t[k] for k in ("batch_size", "seed", "epochs", "learning_rate", "image_size")} == \
+        {"batch_size": 3, "seed": 7, "epochs": 5, "learning_rate": 0.0002, "image_size": 64}
+    assert type(t["batch_size"]) is int and type(t["seed"]) is int
 
 
 def test_missing_key_is_named():

@@ -221,16 +221,15 @@ def test_unreachable_store_training_finishes_and_says_what_was_not_logged(kind, 
         uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
     else:
         uri = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's HTTP settings left at their defaults
     data = make_data(tmp_path)
-    t0 = time.time()
     info = run_train(tmp_path, data)
     assert (tmp_path / "models" / "dense-f2s" / "model.keras").exists()  # training finished
     assert info["mlflow_run_id"] is None
     err = capsys.readouterr().err
     assert f"MLflow: dense-f2s is not logged: the store {uri} is unavailable" in err
+    if kind == "server-down":
+        assert f"(no answer from {uri}: Connection refused)" in err
     summary = [line for line in err.splitlines() if "not logged for dense-f2s" in line]
     assert len(summary) == 1 and uri in summary[0]
     for what in ("the run", "params", "per-epoch metrics", "artifact history/dense-f2s.csv", "the model"):
@@ -245,10 +244,37 @@ def test_unreachable_store_training_finishes_and_says_what_was_not_logged(kind, 
     assert time.time() - t_check < 10  # no minutes of retries
 
 
+def test_server_that_accepts_but_never_answers_is_given_up_on_after_the_timeout(tmp_path, monkeypatch):
+    """A hung server: the connection opens (no socket probe would notice), no HTTP answer ever comes.
+    MLflow's own request timeout and retry settings, bounded for the probe, end the wait."""
+    monkeypatch.setattr(tracking.store, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel completes the handshakes; nobody reads or answers
+        uri = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        t0 = time.time()
+        with pytest.raises(tracking.StoreUnavailable, match=f"no answer from {uri}: timed out after 1 s"):
+            tracking.check_store(uri)
+        waited = time.time() - t0
+    assert 0.9 < waited < 6, waited  # the 1 s timeout, once: no retries with back-off
+    # the probe's settings do not outlive it
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
+
+
+def test_dead_database_server_is_named_without_minutes_of_retries():
+    port = free_port()
+    t0 = time.time()
+    with pytest.raises(tracking.StoreUnavailable, match=f"cannot connect to 127.0.0.1:{port}"):
+        tracking.check_store(f"postgresql://user:secret@127.0.0.1:{port}/mlflow")
+    assert time.time() - t0 < 6
+
+
 def test_locked_store_is_reported_not_waited_on_forever(tmp_path, monkeypatch, capsys):
     db = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    monkeypatch.setattr(tracking, "LOCK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(tracking.store, "LOCK_TIMEOUT_S", 0.5)
     holder = sqlite3.connect(db)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -307,25 +333,29 @@ def test_read_only_store_is_named_up_front_in_one_line_and_training_finishes(tmp
 
 
 def test_store_lost_mid_run_stops_logging_and_lists_the_rest(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store_dir = tmp_path / "store"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir / 'mlflow.db'}")
+    # a new connection per call (SQLAlchemy's NullPool), as to a database server, so losing the file is seen
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     tracker = tracking.Tracker()
     assert tracker.start("facesketch", "conv-f2s", {})
-    real = tracker._mlflow
+    tracker.log_metrics({"loss": 0.7}, step=1)
+    assert tracker.active and not tracker.not_logged
 
-    class Gone:
-        def __getattr__(self, name):
-            def fail(*a, **k):
-                raise ConnectionError("Max retries exceeded with url: /api/2.0/mlflow/runs/log-batch")
-            return fail
-
-    tracker._mlflow = Gone()
-    tracker.log_metrics({"loss": 0.5}, step=1)
-    tracker.log_artifact(tmp_path / "history.csv", "history")  # not attempted: the store is gone
+    moved = shutil.move(store_dir, tmp_path / "elsewhere")  # the store's disk went away
+    tracker.log_metrics({"loss": 0.5}, step=2)
+    assert not tracker.active  # given up on: later calls are not attempted
+    (tmp_path / "history.csv").write_text("epoch,loss\n1,0.7\n")
+    tracker.log_artifact(tmp_path / "history.csv", "history")
     tracker.end()
-    assert real.active_run() is None  # abandoned: MLflow will not try to end it at exit
     err = capsys.readouterr().err
-    assert tracker.not_logged == ["per-epoch metrics", "artifact history/history.csv", "the run's end (FINISHED; the next run of this experiment closes it)"]
-    assert "lost the connection" in err
+    assert tracker.not_logged == ["per-epoch metrics", "artifact history/history.csv",
+                                  "the run's end (FINISHED; the next run of this experiment closes it)"]
+    assert "lost the connection" in err and err.count("was not logged") == 1  # one failed call, not one per call
+
+    shutil.move(moved, store_dir)  # back: what reached the store is there, nothing after the loss
+    run = client(f"sqlite:///{store_dir / 'mlflow.db'}").get_run(tracker.run_id)
+    assert run.info.status == "RUNNING" and run.data.metrics == {"loss": 0.7}
 
 
 # --- a training that fails or is killed is never left RUNNING --------------------
@@ -411,25 +441,60 @@ def test_interrupted_training_is_killed_and_a_kill_9_is_closed_by_the_next_run(t
 
 
 PARALLEL_START = """
-import sys
+import contextlib, sys, time
+from pathlib import Path
 from facesketch import tracking
-if len(sys.argv) > 2:  # to see the race without the lock
-    import contextlib
-    tracking.store_lock = lambda uri: contextlib.nullcontext()
+from facesketch.tracking import store
+
+barrier, me, count, locked = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "lock"
+real_lock = store.store_lock
+
+@contextlib.contextmanager
+def together(uri):
+    # every process waits here until all are ready, then all open the new store at once:
+    # the window MLflow's table creation leaves is hit every time, not by chance of start-up times
+    (barrier / f"ready-{me}").touch()
+    while len(list(barrier.glob("ready-*"))) < count:
+        time.sleep(0.005)
+    with (real_lock(uri) if locked else contextlib.nullcontext()):
+        yield
+
+store.store_lock = together
 tracker = tracking.Tracker()
-run_id = tracker.start("facesketch", "run-" + sys.argv[1], {})
+run_id = tracker.start("facesketch", "run-" + me, {})
 tracker.end()
 sys.exit(0 if run_id else 3)
 """
 
 
+def start_together(tmp_path: Path, venv_env, *, locked: bool, count: int = 2) -> tuple[str, list[tuple[int, str]]]:
+    """``count`` processes starting a run on one new store at the same moment: (uri, [(exit code, stderr)])."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    barrier = tmp_path / "barrier"
+    barrier.mkdir(parents=True)
+    env = {**venv_env, "MLFLOW_TRACKING_URI": uri}
+    procs = [subprocess.Popen([sys.executable, "-c", PARALLEL_START, str(barrier), str(i), str(count),
+                               "lock" if locked else "no-lock"], env=env, stderr=subprocess.PIPE, text=True)
+             for i in range(count)]
+    return uri, [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+
+
+def test_without_the_lock_experiments_starting_together_break_a_new_store(tmp_path, venv_env):
+    """The race the lock exists for: shown to happen, so the test below shows the lock prevents it."""
+    for attempt in range(3):  # the barrier makes it near certain; a few tries make the test steady
+        _, results = start_together(tmp_path / f"try{attempt}", venv_env, locked=False)
+        if any(rc for rc, _ in results):
+            break
+    failed = [err for rc, err in results if rc]
+    assert failed, "two processes creating one store at once all succeeded without the lock in 3 tries"
+    # MLflow's migrations collided: "table ... already exists", "duplicate column name", alembic's version row
+    assert all("MLflow: run-" in err and "is not logged: the store" in err and "failed (" in err for err in failed), \
+        [err[-1500:] for err in failed]
+
+
 def test_experiments_starting_together_on_a_new_store_do_not_break_it(tmp_path, venv_env):
     """Two queued experiments training at once both create the store: MLflow's migrations must not overlap."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    venv_env["MLFLOW_TRACKING_URI"] = uri
-    procs = [subprocess.Popen([sys.executable, "-c", PARALLEL_START, str(i)], env=venv_env,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    uri, results = start_together(tmp_path, venv_env, locked=True)
     assert all(rc == 0 for rc, _ in results), [err[-1500:] for _, err in results]
     runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["run-0", "run-1"]
