@@ -16,7 +16,11 @@ import pytest
 from conftest import make_pairs
 from facesketch import fileio
 from facesketch import benchmark as B
-from facesketch.report import BASELINE_LABELS, COLUMNS, PUBLISHED, Metric, nice_ticks, report, results_table
+from facesketch.metrics import MetricSpec
+from facesketch.report import report
+from facesketch.report.charts import nice_ticks
+from facesketch.report.content import BASELINE_LABELS, results_table
+from facesketch.report.published import PUBLISHED
 
 MODELS = ["dense", "conv"]
 TASKS = ["f2s", "s2f"]
@@ -72,9 +76,9 @@ def test_results_table_marks_significant_best_and_intervals():
 
 
 def test_metric_format_and_ticks():
-    assert Metric("psnr", "PSNR", True, 2).fmt(19.444) == "19.44"
-    assert Metric("x", "X", True, 1, percent=True).fmt(0.375) == "37.5%"
-    assert Metric("x", "X", True, 2).fmt(None) == "-"
+    assert MetricSpec("psnr", "PSNR", True, 2).fmt(19.444) == "19.44"
+    assert MetricSpec("x", "X", True, 1, percent=True).fmt(0.375) == "37.5%"
+    assert MetricSpec("x", "X", True, 2).fmt(None) == "-"
     ticks = nice_ticks(0.1234, 0.2987)
     assert ticks[0] >= 0.1234 and ticks[-1] <= 0.2987 and len(ticks) >= 3
 
