@@ -10,9 +10,9 @@ from typing import Any
 
 from .content import HISTORY_DIR
 
-# pix2pix's 'loss' is the generator's GAN + lambda * L1 while its val_loss is
-# the L1 alone: its train curve is 'g_l1_loss' so that both curves mean the same.
-TRAIN_CURVE = ("g_l1_loss", "loss")
+# Every model logs one quantity under a name, for training and validation alike
+# (Keras prefixes the validation one with val_), so the two curves compare.
+TRAIN_CURVE = "loss"
 VAL_CURVE = "val_loss"
 CHART_W, CHART_H = 320, 200
 TRAIN_COLOUR, VAL_COLOUR = "#1f6fb4", "#e4572e"
@@ -27,17 +27,14 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in (rows[0] if rows else {})}
 
 
-def curves(history: dict[str, list[float]]) -> tuple[str | None, list[tuple[float, float]], list[tuple[float, float]]]:
-    """(train column, train points, validation points) as (epoch, value) lists."""
+def curves(history: dict[str, list[float]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(train points, validation points) as (epoch, value) lists."""
     epochs = history.get("epoch", [])
-    train_key = next((k for k in TRAIN_CURVE if k in history), None)
 
     def points(key):
         return [(e, v) for e, v in zip(epochs, history.get(key, [])) if math.isfinite(v)]
 
-    return train_key, points(train_key) if train_key else [], points(VAL_CURVE)
-
-
+    return points(TRAIN_CURVE), points(VAL_CURVE)
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     """About n round tick values covering [lo, hi]."""
     if hi <= lo:
@@ -60,7 +57,7 @@ def loss_chart(history: dict[str, list[float]], title: str, y_label: str,
     """One small SVG chart: train (solid) and validation (dashed) loss per epoch."""
     left, right, top, bottom = 52, 12, 40, 38
     pw, ph = width - left - right, height - top - bottom
-    train_key, train, val = curves(history)
+    train, val = curves(history)
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
              f'font-family="sans-serif" font-size="11"><title>{html.escape(title)}</title>',
              f'<rect width="{width}" height="{height}" fill="#fff"/>',
@@ -81,7 +78,7 @@ def loss_chart(history: dict[str, list[float]], title: str, y_label: str,
         return top + (y1 - y) / (y1 - y0) * ph
 
     parts += _axes(left, top, pw, ph, x0, x1, y0, y1, sx, sy, y_label)
-    for pts, colour, dash, name in ((train, TRAIN_COLOUR, "", train_key or "loss"),
+    for pts, colour, dash, name in ((train, TRAIN_COLOUR, "", TRAIN_CURVE),
                                     (val, VAL_COLOUR, ' stroke-dasharray="6 4"', VAL_CURVE)):
         if pts:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
@@ -89,7 +86,7 @@ def loss_chart(history: dict[str, list[float]], title: str, y_label: str,
                          f'<title>{name}</title></polyline>')
             if len(pts) < 12:
                 parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in pts]
-    parts += _legend(left, 29, train_key or "loss")
+    parts += _legend(left, 29)
     return "".join(parts) + "</svg>"
 
 
@@ -109,10 +106,10 @@ def _axes(left, top, pw, ph, x0, x1, y0, y1, sx, sy, y_label) -> list[str]:
     return parts
 
 
-def _legend(x: float, y: float, train_name: str) -> list[str]:
+def _legend(x: float, y: float) -> list[str]:
     """One line above the plot: train (solid), then validation (dashed)."""
     out = []
-    for dx, colour, dash, name in ((0, TRAIN_COLOUR, "", f"train ({train_name})"),
+    for dx, colour, dash, name in ((0, TRAIN_COLOUR, "", f"train ({TRAIN_CURVE})"),
                                    (128, VAL_COLOUR, ' stroke-dasharray="6 4"', f"validation ({VAL_CURVE})")):
         out.append(f'<line x1="{x + dx}" x2="{x + dx + 20}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>'
                    f'<text x="{x + dx + 24}" y="{y + 4}" font-size="10">{html.escape(name)}</text>')
@@ -121,10 +118,9 @@ def _legend(x: float, y: float, train_name: str) -> list[str]:
 
 def loss_label(info: dict[str, Any], history: dict[str, list[float]]) -> str:
     """The y axis: the params.yaml loss where it is all the model optimises, else what is known."""
-    if curves(history)[0] == "g_l1_loss":
-        return "L1 loss"
     loss = (info.get("training") or {}).get("loss")
-    plain = set(history) <= {"epoch", "loss", "val_loss"}  # composite losses (the VAE's) log their terms too
+    # composite objectives (the VAE's, the GAN's) log their terms too: their loss is not params.yaml's
+    plain = set(history) <= {"epoch", TRAIN_CURVE, VAL_CURVE}
     return f"loss ({loss})" if loss and plain else "loss"
 
 
