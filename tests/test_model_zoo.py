@@ -162,10 +162,15 @@ def test_gan_one_step_changes_generator_and_discriminator():
     assert all(not np.array_equal(a, b) for a, b in zip(g0, g1)), "every generator variable should move"
     assert all(not np.array_equal(a, b) for a, b in zip(d0, d1)), "every discriminator variable should move"
     assert int(model.optimizer.iterations) == int(model.d_optimizer.iterations) == 1
-    # test_step: the L1 of the deterministic generator is the validation loss
+    # test_step: the same four losses as train_step (one meaning per name for loss and val_loss),
+    # on the deterministic generator, and no weight moves
     val = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(val) == set(logs)
     expected = np.abs(y - np.asarray(model.generator(x, training=False))).mean()
-    assert val["loss"] == pytest.approx(expected, rel=1e-5)
+    assert val["g_l1_loss"] == pytest.approx(expected, rel=1e-5)
+    assert val["loss"] == pytest.approx(val["g_gan_loss"] + 100 * val["g_l1_loss"], rel=1e-5)
+    assert val["g_gan_loss"] > 0 and val["d_loss"] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(g1, snapshot(model.generator.trainable_variables)))
 
 
 def test_gan_uses_its_own_optimizers_built_on_their_variables():
@@ -244,7 +249,7 @@ def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra, capsy
     assert info["predictor_parameters"] < info["parameters"]
     rows = list(csv.DictReader(open(tmp_path / "a" / "history" / f"{name}-f2s.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert {"loss", "val_loss"} | extra <= set(rows[0])
+    assert {"loss", "val_loss"} | extra | {f"val_{k}" for k in extra} <= set(rows[0])  # each term for both
     assert all(np.isfinite(float(r["val_loss"])) for r in rows)
     x, _ = data(2)
     loaded = load_predictor(tmp_path / "a" / "models" / f"{name}-f2s")

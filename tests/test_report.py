@@ -16,7 +16,11 @@ import pytest
 from conftest import make_pairs
 from facesketch import fileio
 from facesketch import benchmark as B
-from facesketch.report import BASELINE_LABELS, COLUMNS, PUBLISHED, Metric, nice_ticks, report, results_table
+from facesketch.metrics import MetricSpec
+from facesketch.report import report
+from facesketch.report.charts import nice_ticks
+from facesketch.report.content import BASELINE_LABELS, results_table
+from facesketch.report.published import PUBLISHED
 
 MODELS = ["dense", "conv"]
 TASKS = ["f2s", "s2f"]
@@ -72,9 +76,9 @@ def test_results_table_marks_significant_best_and_intervals():
 
 
 def test_metric_format_and_ticks():
-    assert Metric("psnr", "PSNR", True, 2).fmt(19.444) == "19.44"
-    assert Metric("x", "X", True, 1, percent=True).fmt(0.375) == "37.5%"
-    assert Metric("x", "X", True, 2).fmt(None) == "-"
+    assert MetricSpec("psnr", "PSNR", True, 2).fmt(19.444) == "19.44"
+    assert MetricSpec("x", "X", True, 1, percent=True).fmt(0.375) == "37.5%"
+    assert MetricSpec("x", "X", True, 2).fmt(None) == "-"
     ticks = nice_ticks(0.1234, 0.2987)
     assert ticks[0] >= 0.1234 and ticks[-1] <= 0.2987 and len(ticks) >= 3
 
@@ -182,7 +186,8 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
                 "parameters": 123456 + i, "train_seconds": 12.5, "epochs": 3, "n_train": 7, "n_val": 2,
                 "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 4, "loss": "mae"},
                 "config": {"alpha": 0.2} if i else {}})
-            gan = "epoch,loss,g_l1_loss,val_loss\n1,40.0,0.3,0.31\n2,30.0,0.25,0.27\n3,25.0,0.2,0.24\n"
+            gan = ("epoch,loss,g_l1_loss,val_loss,val_g_l1_loss\n"  # a GAN: both losses are its whole objective
+                   "1,40.0,0.3,41.0,0.31\n2,30.0,0.25,32.0,0.27\n3,25.0,0.2,28.0,0.24\n")
             fileio.write_text(root / f"metrics/history/{name}.csv", gan if i else "epoch,loss,val_loss\n1,0.3,0.32\n2,0.2,0.25\n3,0.15,0.22\n")
             for pid in split["test"]:  # native-size PNGs, as evaluate saves them (grey for f2s)
                 shape = (50, 40) if task == "f2s" else (50, 40, 3)
@@ -205,7 +210,10 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
         assert (tmp_path / "reports" / name).stat().st_size > 200
     html_text = (tmp_path / "reports/report.html").read_text()
     assert "synthetic" in html_text and "123.5 k" in html_text and "12 s" in html_text
-    assert "train (g_l1_loss)" in html_text  # the GAN-like history plots its L1, like its val_loss
+    # every chart draws loss against val_loss, the same quantity; only a plain loss names params.yaml's
+    assert html_text.count("train (loss)") == html_text.count("validation (val_loss)") == len(MODELS) * len(TASKS)
+    assert "g_l1_loss" not in html_text
+    assert html_text.count(">loss (mae)</text>") == len(TASKS)  # dense: loss is all it optimises
     md = (tmp_path / "reports/report.md").read_text()
     assert "leave such images out: conv s2f: 1 of 3." in md and "conv s2f: 1 of 3" in html_text
     # the second model is clearly better: marked as beating the runner-up, in both documents

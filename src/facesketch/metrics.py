@@ -5,7 +5,8 @@ a batch is (N, H, W, 3). Everything is computed in float64, whatever the input
 dtype, so float32 model outputs score exactly as their float64 copies would.
 Integer images (e.g. uint8 0-255) are refused rather than silently mis-scaled.
 
-Settings, metric by metric:
+Settings, metric by metric (FSIM, FSIMc and SCOOT, which the benchmark protocol
+and the report use as they are, are defined once in ``BENCHMARK_METRICS`` below):
 
 MAE
     Mean absolute error over all pixels and all 3 channels, on the [0, 1]
@@ -24,31 +25,6 @@ SSIM
     SSIM). No automatic downsampling: Wang's ssim.m downsamples by
     round(min(H, W) / 256), which is 1 (none) for images up to 383 px.
     Images smaller than the 11x11 window are refused.
-FSIM
-    Zhang, Zhang, Mou & Zhang, "FSIM: A Feature Similarity Index for Image
-    Quality Assessment", IEEE TIP 20(8), 2011, following the authors'
-    FeatureSIM.m (the grey FSIM, not FSIMc): luminance
-    Y = 0.299 R + 0.587 G + 0.114 B on the 0-255 scale; automatic downsampling
-    by F = max(1, round(min(H, W) / 256)) (F x F mean filter, zero padded as
-    MATLAB's conv2 'same', then every F-th pixel); phase congruency by Kovesi's
-    phasecong2 (log-Gabor filters, 4 scales, 4 orientations, minimum
-    wavelength 6, mult 2, sigmaOnf 0.55, dThetaOnSigma 1.2, noise threshold
-    k = 2.0 with the /1.7 PC_2 rescaling, epsilon 1e-4); gradient magnitude by
-    the Scharr operator [3 0 -3; 10 0 -10; 3 0 -3] / 16 (zero padded);
-    T1 = 0.85, T2 = 160; pooling weighted by max(PC1, PC2).
-FSIMc
-    The colour FSIM of the same paper and FeatureSIM.m: FSIM's similarity
-    times real((S_I * S_Q) ** 0.03) on the YIQ chroma
-    I = 0.596 R - 0.274 G - 0.322 B, Q = 0.211 R - 0.523 G + 0.312 B (0-255,
-    downsampled like Y), S_I, S_Q with T3 = T4 = 200; equal to FSIM for grey.
-SCOOT
-    Fan et al., "Scoot: A Perceptual Metric for Facial Sketches", ICCV 2019,
-    following the authors' ScootMeasure.m on 8-bit grey images: 4 x 4 blocks;
-    per block the 6-level grey-level co-occurrence counts (MATLAB graycomatrix
-    quantisation floor(6 I / 255 + 1), offsets (0, 1), (-1, 1), (-1, 0),
-    (-1, -1), counted with skimage's graycomatrix), averaged over the four
-    and rounded; contrast and energy (skimage's graycoprops "contrast" and
-    "ASM"); SCOOT = 1 / (1 + L2 distance of the 32 numbers of each image).
 Rank-1 accuracy
     For each generated image i, the nearest real target among all N test
     targets; the score is the share of i whose nearest target is target i.
@@ -112,6 +88,91 @@ _YIQ_Q = np.array([0.211, -0.523, 0.312])
 
 MEASURES = ("ssim", "l2")
 COLUMNS = ("id", "mae", "psnr", "ssim", "fsim")
+
+
+# ---------------------------------------------------------------- the benchmark metrics, one spec
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the benchmark protocol: everything evaluate, benchmark and the report need to know.
+
+    ``key`` names it in metrics/<model>-<task>.json and the per-image CSVs;
+    ``tasks`` are the tasks it is scored on; ``computed_on`` and ``data_range``
+    say what it is computed on (f2s / s2f) at a glance; ``definition`` is the
+    full definition where the protocol's own settings do not already give it.
+    """
+
+    key: str
+    name: str
+    higher_is_better: bool
+    digits: int             # decimals shown (percentage points for a percent metric)
+    tasks: tuple[str, ...] = ("f2s", "s2f")
+    computed_on: str = ""
+    data_range: str = ""
+    unit: str = ""
+    percent: bool = False   # stored as a share in [0, 1], shown as %
+    definition: str = ""
+
+    @property
+    def label(self) -> str:
+        """The table header: name and unit."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+    @property
+    def title(self) -> str:
+        """The label with the better direction."""
+        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+
+    def fmt(self, v: float | None) -> str:
+        if v is None:
+            return "-"
+        return f"{v * 100:.{self.digits}f}%" if self.percent else f"{v:.{self.digits}f}"
+
+    def fmt_delta(self, d: float | None) -> str:
+        if d is None:
+            return ""
+        return f"{d * 100:+.{self.digits}f}" if self.percent else f"{d:+.{self.digits}f}"
+
+
+_BOTH = MetricSpec.tasks  # the default: every task
+BENCHMARK_METRICS = (  # in the order tables show them
+    MetricSpec("mae", "MAE", False, 4, _BOTH, "8-bit grey / RGB, all 3 channels", "8-bit difference / 255"),
+    MetricSpec("psnr", "PSNR", True, 2, _BOTH, "8-bit grey / RGB, MSE over all 3 channels", "data range 255",
+               unit="dB"),
+    MetricSpec("ssim", "SSIM", True, 4, _BOTH, "8-bit grey (BT.601, rounded), skimage, sigma 1.5",
+               "data range 255"),
+    MetricSpec("fsim", "FSIM", True, 4, _BOTH, "8-bit grey / FeatureSIM.m's Y of RGB", "0-255", definition=(
+        'Zhang, Zhang, Mou & Zhang, "FSIM: A Feature Similarity Index for Image Quality Assessment", '
+        "IEEE TIP 20(8), 2011, following the authors' FeatureSIM.m (the grey FSIM, not FSIMc): luminance "
+        "Y = 0.299 R + 0.587 G + 0.114 B on the 0-255 scale; automatic downsampling by "
+        "F = max(1, round(min(H, W) / 256)) (F x F mean filter, zero padded as MATLAB's conv2 'same', then "
+        "every F-th pixel); phase congruency by Kovesi's phasecong2 (log-Gabor filters, 4 scales, "
+        "4 orientations, minimum wavelength 6, mult 2, sigmaOnf 0.55, dThetaOnSigma 1.2, noise threshold "
+        "k = 2.0 with the /1.7 PC_2 rescaling, epsilon 1e-4); gradient magnitude by the Scharr operator "
+        "[3 0 -3; 10 0 -10; 3 0 -3] / 16 (zero padded); T1 = 0.85, T2 = 160; pooling weighted by "
+        "max(PC1, PC2).")),
+    MetricSpec("fsimc", "FSIMc", True, 4, ("s2f",), "s2f only: RGB (Y, I, Q)", "0-255", definition=(
+        "The colour FSIM of the same paper and FeatureSIM.m: FSIM's similarity times "
+        "real((S_I * S_Q) ** 0.03) on the YIQ chroma I = 0.596 R - 0.274 G - 0.322 B, "
+        "Q = 0.211 R - 0.523 G + 0.312 B (0-255, downsampled like Y), S_I, S_Q with T3 = T4 = 200; "
+        "equal to FSIM for grey.")),
+    MetricSpec("scoot", "SCOOT", True, 4, ("f2s",), "f2s only: 8-bit grey, ScootMeasure.m", "uint8 (6 levels)",
+               definition=(
+        'Fan et al., "Scoot: A Perceptual Metric for Facial Sketches", ICCV 2019, following the authors\' '
+        "ScootMeasure.m on 8-bit grey images: 4 x 4 blocks; per block the 6-level grey-level co-occurrence "
+        "counts (MATLAB graycomatrix quantisation floor(6 I / 255 + 1), offsets (0, 1), (-1, 1), (-1, 0), "
+        "(-1, -1), counted with skimage's graycomatrix), averaged over the four and rounded; contrast and "
+        'energy (skimage\'s graycoprops "contrast" and "ASM"); SCOOT = 1 / (1 + L2 distance of the 32 '
+        "numbers of each image).")),
+    MetricSpec("rank1", "Rank-1 acc.", True, 1, _BOTH, "grey SSIM against all test targets, native size",
+               "data range 255", percent=True),
+)
+METRIC_SPECS = {m.key: m for m in BENCHMARK_METRICS}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The keys of the benchmark metrics scored on ``task``, in table order."""
+    return tuple(m.key for m in BENCHMARK_METRICS if task in m.tasks)
 
 
 # ---------------------------------------------------------------- validation

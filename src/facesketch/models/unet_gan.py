@@ -28,8 +28,10 @@ normalisation; with our batches of 8 and a deterministic saved predictor, a
 per-image GroupNormalization(groups=-1) reproduces that. 'batch' gives Keras
 BatchNormalization (moving statistics at inference).
 
-Metrics: ``loss`` (the generator's total), ``g_gan_loss``, ``g_l1_loss``,
-``d_loss``; ``test_step`` reports the L1 as ``loss`` (``val_loss``).
+Metrics: ``loss`` (the generator's total objective, GAN + lambda_l1 x L1),
+``g_gan_loss``, ``g_l1_loss``, ``d_loss``; ``test_step`` reports the same four
+on the validation pairs (``val_loss`` etc., no weight updates), so each name
+means one thing for training and validation.
 ``predictor()`` is the generator: a functional model of standard layers.
 """
 
@@ -172,36 +174,43 @@ class Pix2Pix(keras.Model):
         """Mean binary cross-entropy on logits (a plain function: no tf.distribute rescaling)."""
         return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
 
+    def _gan_losses(self, x, y, training: bool):
+        """(generator total, its GAN term, its L1 term, discriminator loss) on one batch."""
+        fake = self.generator(x, training=training)
+        real_logits = self.discriminator([x, y], training=training)
+        fake_logits = self.discriminator([x, fake], training=training)
+        g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
+        g_l1 = ops.mean(ops.abs(y - fake))
+        g_rec = g_l1
+        if self.ssim_weight:  # lambda_l1 x (L1 + ssim_weight x (1 - SSIM)): see facesketch.losses
+            g_rec = ops.mean(reconstruction("mae", self.ssim_weight)(y, fake))
+        g_total = g_gan + self.lambda_l1 * g_rec
+        d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
+                        + self.bce(ops.zeros_like(fake_logits), fake_logits))
+        return g_total, g_gan, g_l1, d_loss
+
+    def _record(self, losses) -> dict:
+        for tracker, value in zip(self.metrics, losses):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
     def train_step(self, data):
         import tensorflow as tf
 
         x, y = data[0], data[1]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(x, training=True)
-            real_logits = self.discriminator([x, y], training=True)
-            fake_logits = self.discriminator([x, fake], training=True)
-            g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
-            g_l1 = ops.mean(ops.abs(y - fake))
-            g_rec = g_l1
-            if self.ssim_weight:  # lambda_l1 x (L1 + ssim_weight x (1 - SSIM)): see facesketch.losses
-                g_rec = ops.mean(reconstruction("mae", self.ssim_weight)(y, fake))
-            g_total = g_gan + self.lambda_l1 * g_rec
-            d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
-                            + self.bce(ops.zeros_like(fake_logits), fake_logits))
+            g_total, g_gan, g_l1, d_loss = self._gan_losses(x, y, training=True)
             # scale_loss: loss scaling under mixed_float16 (identity otherwise)
             g_scaled = self.optimizer.scale_loss(replica_share(g_total))
             d_scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
-        for tracker, value in zip(self.metrics, (g_total, g_gan, g_l1, d_loss)):
-            tracker.update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return self._record((g_total, g_gan, g_l1, d_loss))
 
     def test_step(self, data):
-        x, y = data[0], data[1]
-        self.loss_tracker.update_state(ops.mean(ops.abs(y - self.generator(x, training=False))))
-        return {"loss": self.loss_tracker.result()}
+        """The training step's four losses on validation pairs (inference mode, no updates)."""
+        return self._record(self._gan_losses(data[0], data[1], training=False))
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:

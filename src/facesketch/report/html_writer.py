@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from html import escape
 
-from .grids import data_uri, png_bytes
-from .report import (COMPARISON_COLUMNS, FACT_COLUMNS, GLANCE, NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS,
-                     PUBLISHED_LABEL, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
-                     published_rows, used_metrics)
+from ..grids import data_uri, png_bytes
+from .content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
+                      used_metrics)
+from .published import NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS, PUBLISHED_LABEL, published_rows
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
@@ -105,7 +105,7 @@ def published_html() -> str:
 
 
 def settings_html(rep: Report) -> str:
-    glance = "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in GLANCE)
+    glance = "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td><td>{escape(c)}</td></tr>" for a, b, c in rep.glance)
     items = "".join(f"<dt>{escape(n)}</dt><dd>{_code(escape(t))}</dd>" for n, t in rep.settings)
     return (f"<p>{escape(rep.resolution)}</p>"
             '<table><thead><tr><th>metric</th><th>computed on</th><th>data range</th></tr></thead>'

@@ -1,0 +1,290 @@
+"""What the report shows, collected and computed: rows from metrics/*.json and models/*/info.json,
+the results table's cells, the best-vs-runner-up comparisons, training facts and metric settings.
+
+Both writers (``markdown_writer``, ``html_writer``) render a ``Report``; nothing here formats for one
+document only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import benchmark as B
+from .. import fileio
+from ..metrics import BENCHMARK_METRICS, MetricSpec
+
+REPORTS_DIR = Path("reports")
+METRICS_DIR = Path("metrics")
+MODELS_DIR = Path("models")
+PREDICTIONS_DIR = Path("data/predictions")
+HISTORY_DIR = METRICS_DIR / "history"
+
+TASK_TITLES = {"f2s": "photo -> sketch (f2s)", "s2f": "sketch -> photo (s2f)"}
+BASELINE_LABELS = {"mean_target": "baseline: mean training target", "grey_input": "baseline: greyscale input"}
+REFERENCE_BASELINE = "mean_target"  # every model's difference is taken to this one
+
+METRICS = BENCHMARK_METRICS  # the table's columns, in order
+COLUMNS = tuple(m.key for m in METRICS)
+SIGNIFICANT_MARK = "†"
+
+
+# ---------------------------------------------------------------- collecting
+
+def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR,
+            models_dir: Path = MODELS_DIR) -> list[dict[str, Any]]:
+    """One row per baseline and per model x task: its metrics and training facts."""
+    rows = []
+    for task in tasks:
+        base_file = Path(metrics_dir) / f"baselines-{task}.json"
+        if base_file.exists():
+            found = fileio.read_json(base_file)
+            known = list(BASELINE_LABELS)  # mean target first
+            for kind in sorted(found, key=lambda k: known.index(k) if k in known else len(known)):
+                rows.append({"model": kind, "label": BASELINE_LABELS.get(kind, f"baseline: {kind}"),
+                             "task": task, "baseline": True, **found[kind]})
+        for model in models:
+            name = f"{model}-{task}"
+            info_file = Path(models_dir) / name / "info.json"
+            info = fileio.read_json(info_file) if info_file.exists() else {}
+            rows.append({"model": model, "label": model, "task": task, "baseline": False,
+                         **fileio.read_json(Path(metrics_dir) / f"{name}.json"), "info": info})
+    return rows
+
+
+def comparisons(models: list[str], tasks: list[str],
+                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], B.Comparison]:
+    """(task, metric) -> best model vs runner-up by a paired bootstrap over their per-image scores."""
+    import pandas as pd
+
+    out = {}
+    for task in tasks:
+        tables = {}
+        for model in models:
+            path = Path(metrics_dir) / "per_image" / f"{model}-{task}.csv"
+            if path.exists():
+                tables[model] = pd.read_csv(path)
+        if len(tables) < 2:
+            continue
+        for metric in B.TASK_METRICS.get(task, ()):
+            comp = B.compare_best(metric, B.aligned_per_image(tables, metric))
+            if comp is not None:
+                out[(task, metric)] = comp
+    return out
+
+
+
+# ---------------------------------------------------------------- the results table
+
+@dataclass
+class Cell:
+    value: float | None
+    text: str
+    delta: float | None = None      # this value minus the mean-target baseline's
+    delta_text: str = ""
+    better: bool | None = None      # the delta is an improvement (None: no delta or zero)
+    best: bool = False              # the best model value of its task for this metric
+    interval: tuple[float, float] | None = None   # 95% bootstrap interval of the mean
+    interval_text: str = ""
+    significant: bool = False       # best, and beats the runner-up by the paired bootstrap
+
+
+@dataclass
+class TableRow:
+    task: str
+    model: str
+    label: str
+    baseline: bool
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+def _value(row: dict[str, Any], key: str) -> float | None:
+    v = row.get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _best(values: Iterable[float | None], metric: MetricSpec) -> float | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return max(present) if metric.higher_is_better else min(present)
+
+
+def results_table(rows: list[dict[str, Any]],
+                  compared: dict[tuple[str, str], B.Comparison] | None = None) -> list[TableRow]:
+    """Rows in input order with formatted cells; best models bold (marked significant where
+    ``compared`` says the best beats the runner-up), intervals, deltas to the mean target."""
+    compared = compared or {}
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        group = [r for r in rows if r["task"] == task]
+        reference = next((r for r in group if r["baseline"] and r["model"] == REFERENCE_BASELINE), None)
+        models = [r for r in group if not r["baseline"]]
+        best = {m.key: _best((_value(r, m.key) for r in models), m) for m in METRICS}
+        for r in group:
+            row = TableRow(task, r["model"], r.get("label", r["model"]), bool(r["baseline"]))
+            against = None if row.baseline else reference  # baselines get no delta and are never best
+            for m in METRICS:
+                cell = _cell(_value(r, m.key), m, against and _value(against, m.key),
+                             None if row.baseline else best[m.key])
+                interval = (r.get("intervals") or {}).get(m.key)
+                if interval is not None:
+                    cell.interval = (float(interval[0]), float(interval[1]))
+                    cell.interval_text = f"[{m.fmt(interval[0])}, {m.fmt(interval[1])}]"
+                comp = compared.get((task, m.key))
+                cell.significant = bool(cell.best and comp is not None and comp.best == row.model
+                                        and comp.significant)
+                row.cells[m.key] = cell
+            out.append(row)
+    return out
+
+
+def used_metrics(table: list[TableRow]) -> list[MetricSpec]:
+    """The metrics some row has a value for (FSIMc only with s2f, SCOOT only with f2s)."""
+    return [m for m in METRICS if any(r.cells[m.key].value is not None for r in table)]
+
+
+def _cell(v: float | None, metric: MetricSpec, reference: float | None, best: float | None) -> Cell:
+    cell = Cell(v, metric.fmt(v), best=v is not None and v == best)
+    if v is not None and reference is not None:
+        cell.delta = v - reference
+        cell.delta_text = metric.fmt_delta(cell.delta)
+        cell.better = None if cell.delta == 0 else (cell.delta > 0) == metric.higher_is_better
+    return cell
+
+
+def comparison_rows(compared: dict[tuple[str, str], B.Comparison]) -> list[dict[str, str]]:
+    """Display rows: per task and metric, best vs runner-up and the verdict."""
+    by_key = {m.key: m for m in METRICS}
+    out = []
+    for (task, key), c in compared.items():
+        m = by_key[key]
+        interval = "-" if c.interval is None else f"[{m.fmt_delta(c.interval[0])}, {m.fmt_delta(c.interval[1])}]"
+        verdict = (f"{c.best} beats {c.runner_up}" if c.significant
+                   else "not distinguishable (the interval includes 0)")
+        out.append({"task": task, "metric": m.label, "best": c.best, "runner-up": c.runner_up,
+                    "difference": m.fmt_delta(c.difference), "95% interval": interval,
+                    "images": str(c.n_images), "verdict": verdict})
+    return out
+
+
+COMPARISON_COLUMNS = ("task", "metric", "best", "runner-up", "difference", "95% interval", "images", "verdict")
+
+
+def psnr_note(rows: list[dict[str, Any]]) -> str | None:
+    """Which PSNR means leave out infinitely good (identical) images, if any do."""
+    left_out = [f"{r['label']} {r['task']}: {r['psnr_infinite']} of {r.get('n_images', '?')}"
+                for r in rows if r.get("psnr_infinite")]
+    if not left_out:
+        return None
+    return "PSNR is infinite for an exactly reproduced image; these means leave such images out: " + \
+        "; ".join(left_out) + "."
+
+
+# ---------------------------------------------------------------- metric settings
+
+def _doc_entries(doc: str, marker: str) -> list[tuple[str, str]]:
+    """(name, definition) of each unindented heading after ``marker`` in a docstring."""
+    text = (doc or "").split(marker, 1)[-1]
+    entries: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            entries.append((line.strip(), []))
+        elif line.strip() and entries:
+            entries[-1][1].append(line.strip())
+    return [(name, " ".join(body).replace("``", "`")) for name, body in entries]
+
+
+def metric_settings() -> list[tuple[str, str]]:
+    """(name, definition): the protocol, from facesketch.benchmark's module docstring, then the
+    definitions the metrics' spec gives (FSIM, FSIMc, SCOOT)."""
+    return _doc_entries(B.__doc__, "The protocol, step by step:") + [
+        (m.name, m.definition) for m in METRICS if m.definition]
+
+
+def resolution_note(image_size: int) -> str:
+    return (f"Benchmark protocol: the models work at {image_size}x{image_size}; each 8-bit prediction is "
+            "resized (bicubic) to its target's native size (CUHK: 200 wide x 250 high), saved as a PNG in "
+            "data/predictions/<model>-<task>/<id>.png, and scored against the original fetched file "
+            "(data/raw/pairs.csv), never the cleaned one. FSIM's downsampling factor F is 1 at 200x250; "
+            "rank-1 accuracy matches each output against all test targets by grey SSIM at native size. "
+            "Intervals: 95% percentile bootstrap over the test images (10,000 resamples); "
+            f"{SIGNIFICANT_MARK}: the best model beats the runner-up by a paired bootstrap (same resamples).")
+
+
+def glance() -> list[tuple[str, str, str]]:
+    """Per metric: name, what it is computed on (f2s / s2f), data range (a digest of the protocol)."""
+    return [(m.name, m.computed_on, m.data_range) for m in METRICS]
+
+
+# ---------------------------------------------------------------- training facts
+
+def fmt_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def key_params(info: dict[str, Any]) -> str:
+    """The training settings that apply to this model, then its own settings."""
+    training, config = info.get("training") or {}, info.get("config") or {}
+    if any(k.endswith("learning_rate") for k in config):  # own optimizers (pix2pix): shared ones do not apply
+        shared = [f"batch {training.get('batch_size', '-')}"]
+    else:
+        shared = [f"{training.get('optimizer', '-')} lr {training.get('learning_rate', '-')}",
+                  f"batch {training.get('batch_size', '-')}", f"loss {training.get('loss', '-')}"]
+    own = [f"{k} {v}" for k, v in config.items()]
+    return ", ".join(shared + own)
+
+
+def facts(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One display row per model x task: parameters, training time, epochs, data, key params."""
+    out = []
+    for r in rows:
+        if r["baseline"]:
+            continue
+        info = r.get("info") or {}
+        params = fmt_count(info.get("parameters"))
+        if info.get("predictor_parameters") not in (None, info.get("parameters")):
+            params += f" ({fmt_count(info['predictor_parameters'])} at inference)"
+        out.append({"model": r["model"], "task": r["task"], "parameters": params,
+                    "train time": fmt_seconds(info.get("train_seconds")), "epochs": str(info.get("epochs", "-")),
+                    "train / val pairs": f"{info.get('n_train', '-')} / {info.get('n_val', '-')}",
+                    "key params": key_params(info)})
+    return out
+
+
+FACT_COLUMNS = ("model", "task", "parameters", "train time", "epochs", "train / val pairs", "key params")
+
+
+# ---------------------------------------------------------------- the documents
+
+@dataclass
+class Report:
+    """Everything both documents show, already computed."""
+    title: str
+    intro: list[str]
+    warning: str | None
+    table: list[TableRow]
+    table_note: str | None
+    comparisons: list[dict[str, str]]
+    split_note: str | None
+    n_images: dict[str, int]
+    glance: list[tuple[str, str, str]]      # (metric, computed on, data range)
+    settings: list[tuple[str, str]]
+    resolution: str
+    grids: dict[str, np.ndarray]     # task -> RGB image grid
+    charts: list[tuple[str, str, str]]  # (model, task, svg)
+    facts: list[dict[str, str]]
+    tasks: list[str]
+
