@@ -47,9 +47,9 @@ def built(name: str, params: dict, size: int = 32, **train_overrides):
 
 
 def training_settings(params):
-    from facesketch import params as P
+    from facesketch.params import training as checked_training
 
-    return P.training(params)
+    return checked_training(params)
 
 
 def snapshot(variables) -> list[np.ndarray]:
