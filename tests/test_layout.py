@@ -32,6 +32,7 @@ def declared(stage: str, kind: str) -> set[str]:
     ("evaluate", "metrics", layout.metrics_file(NAME)),
     ("evaluate", "outs", layout.per_image_file(NAME)),
     ("evaluate", "outs", layout.predictions_of(NAME)),
+    ("report", "outs", layout.REPORTS_DIR),
 ])
 def test_dvc_yaml_declares_the_layouts_paths(stage, kind, path):
     assert str(path) in declared(stage, kind), f"dvc.yaml stage {stage!r} {kind}: {sorted(declared(stage, kind))}"

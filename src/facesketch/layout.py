@@ -12,7 +12,8 @@ checks that it does.
   ``metrics/per_image/<name>.csv`` one row per test image;
   ``metrics/history/<model>-<task>.csv`` the loss per epoch;
 - ``data/predictions/<model>-<task>/<id>.png``: the test predictions evaluate scored;
-- ``checkpoints/<model>-<task>/``: resumable training state (not a DVC output).
+- ``checkpoints/<model>-<task>/``: resumable training state (not a DVC output);
+- ``reports/``: the report stage's Markdown, HTML and figures.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PER_IMAGE_DIR = "per_image"  # under the metrics folder
 HISTORY_DIR = METRICS_DIR / "history"
 
 CHECKPOINT_ROOT = Path("checkpoints")
+
+REPORTS_DIR = Path("reports")  # the report stage's folder (the file names inside are the report's own)
 
 
 def run_name(model: str, task: str) -> str:
