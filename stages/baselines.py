@@ -9,5 +9,4 @@ def main(ns, params):
     return f"baselines {ns.task}: " + "; ".join(f"{k} ssim {v['ssim']:.4f}" for k, v in res.items())
 
 
-stage.run(main, description=__doc__,
-          args=[(["--task"], {"required": True, "choices": ["f2s", "s2f"]})])
+stage.run(main, description=__doc__, args=[stage.TASK])

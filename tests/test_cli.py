@@ -245,7 +245,8 @@ def test_models_lists_the_trained_models_with_metrics(trained, capsys):
 
 def test_batches_match_the_pipeline_and_never_retrace(trained, tmp_path):
     from facesketch.data.dataset import to_float, to_uint8
-    from facesketch.data.preprocess import read_rgb, to_square
+    from facesketch.data.preprocess import to_square
+    from facesketch.images import read_rgb
     from facesketch.predict import Predictor, choose_model, predict_files
 
     entry, _ = choose_model("f2s", models_dir=trained["models"], metrics_dir=trained["metrics"])
@@ -293,22 +294,22 @@ def test_demo_runs_the_demo_script(capsys):
     assert out.startswith("bash ") and out.endswith("scripts/demo.sh -S epochs=2")
 
 
-def test_read_image_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
+def test_read_rgb_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
     import struct
 
     from facesketch.errors import DataError
-    from facesketch.predict import read_image
+    from facesketch.images import read_rgb
 
     rgba = np.zeros((4, 6, 4), np.uint8)
     rgba[..., :3] = (10, 20, 30)  # BGR
     rgba[0, 0, 3] = 0      # transparent: white
     rgba[1:, :, 3] = 255   # opaque: its colour
     write(tmp_path / "a.png", rgba)
-    img = read_image(tmp_path / "a.png")
+    img = read_rgb(tmp_path / "a.png")
     assert img.shape == (4, 6, 3) and tuple(img[0, 0]) == (255, 255, 255) and tuple(img[2, 2]) == (30, 20, 10)
 
     write(tmp_path / "deep.png", np.full((5, 7), 65535, np.uint16))
-    assert read_image(tmp_path / "deep.png").shape == (5, 7, 3) and read_image(tmp_path / "deep.png").min() == 255
+    assert read_rgb(tmp_path / "deep.png").shape == (5, 7, 3) and read_rgb(tmp_path / "deep.png").min() == 255
 
     # a 40 x 20 (w x h) JPEG whose EXIF says "rotate 90 degrees": viewers show it 20 x 40
     ok, buf = cv2.imencode(".jpg", photo(40, 20))
@@ -317,12 +318,12 @@ def test_read_image_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
     app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
     data = buf.tobytes()
     (tmp_path / "rotated.jpg").write_bytes(data[:2] + app1 + data[2:])
-    assert read_image(tmp_path / "rotated.jpg").shape == (40, 20, 3)
+    assert read_rgb(tmp_path / "rotated.jpg").shape == (40, 20, 3)
 
     (tmp_path / "folder.png").mkdir()
     for bad, msg in [("folder.png", "is a folder"), ("none.png", "file not found")]:
         with pytest.raises(DataError, match=msg):
-            read_image(tmp_path / bad)
+            read_rgb(tmp_path / bad)
 
 
 def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
@@ -330,7 +331,7 @@ def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
     whatever colour they store (black here, as in the probe)."""
     from facesketch.data.manifest import Pair, write_manifest
     from facesketch.data.preprocess import preprocess, to_square
-    from facesketch.predict import read_image
+    from facesketch.images import read_rgb
 
     raw = tmp_path / "raw"
     bgra = np.zeros((40, 40, 4), np.uint8)  # every pixel stores black ...
@@ -345,7 +346,7 @@ def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
     with np.load(tmp_path / "pairs.npz") as data:
         pipeline = data["photos"][0]
 
-    predicted = to_square(read_image(raw / "photos" / "f-001-01.png"), SIZE)
+    predicted = to_square(read_rgb(raw / "photos" / "f-001-01.png"), SIZE)
     np.testing.assert_array_equal(pipeline, predicted)
     assert tuple(pipeline[SIZE - 1, SIZE - 1]) == (255, 255, 255)   # transparent: white, not its stored black
     assert tuple(pipeline[SIZE // 2, SIZE // 2]) == (200, 90, 40)   # opaque: its colour (RGB)

@@ -6,11 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from facesketch import fileio
-from facesketch import predict as P
+from facesketch import fileio, predict
 from facesketch.cli import main
-from facesketch.faces import align as A
-from facesketch.faces import geometry as G
+from facesketch.faces import align, geometry
+from facesketch.images import read_rgb
 from facesketch.faces.detect import Face, detect_faces
 from face_fixtures import astronaut_head, place, train_tiny, write_rgb
 
@@ -18,7 +17,7 @@ HEIGHT = 250  # aligned crops are compared in a CUHK-sized frame (200 x 250)
 
 
 def fitted(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return A.transform_points(matrix, points)
+    return align.transform_points(matrix, points)
 
 
 # --- the geometry and the transform, from known landmark positions -------------------------------
@@ -28,10 +27,10 @@ def test_alignment_recovers_the_training_geometry_of_drawn_faces():
     """Five coloured dots (a face's landmarks in the CUHK geometry) drawn at random positions, scales
     and small rotations in a larger canvas: the aligned crop has the dots where the training faces
     had their landmarks, within a pixel or two."""
-    geometry = G.cuhk_default()
+    cuhk = geometry.cuhk_default()
     rng = np.random.default_rng(7)
     colours = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)], np.uint8)
-    reference = geometry.pixels(HEIGHT)
+    reference = cuhk.pixels(HEIGHT)
     for _ in range(12):
         angle = np.deg2rad(rng.uniform(-15, 15))
         scale = rng.uniform(0.4, 2.5)
@@ -44,7 +43,7 @@ def test_alignment_recovers_the_training_geometry_of_drawn_faces():
             cv2.circle(canvas, (int(round(x)), int(round(y))), radius, tuple(int(v) for v in c), -1, cv2.LINE_AA)
         noisy = points + rng.uniform(-0.5, 0.5, points.shape)  # a detector's integer landmarks
         face = Face((0, 0, 1, 1), noisy, 1.0)
-        aligned = A.align(canvas, face, geometry, HEIGHT)
+        aligned = align.align(canvas, face, cuhk, HEIGHT)
         assert aligned.crop.shape == (HEIGHT, 200, 3)
         found = []
         for c in colours:
@@ -57,18 +56,18 @@ def test_alignment_recovers_the_training_geometry_of_drawn_faces():
 
 
 def test_geometry_round_trips_through_info_json_and_rejects_garbage():
-    g = G.FaceGeometry(0.75, ((0.3, 0.4), (0.7, 0.4), (0.5, 0.55), (0.35, 0.7), (0.65, 0.7)), "measured", 10, 9)
-    back = G.FaceGeometry.from_info(g.to_info())
+    g = geometry.FaceGeometry(0.75, ((0.3, 0.4), (0.7, 0.4), (0.5, 0.55), (0.35, 0.7), (0.65, 0.7)), "measured", 10, 9)
+    back = geometry.FaceGeometry.from_info(g.to_info())
     assert back.aspect == 0.75 and back.points == g.points and back.source == "measured" and back.n_detected == 9
     assert back.frame(200) == (150, 200)
     np.testing.assert_allclose(back.pixels(200)[1], [105, 80])
-    assert G.FaceGeometry.from_info(None).source == "default"  # models trained before geometries were stored
+    assert geometry.FaceGeometry.from_info(None).source == "default"  # models trained before geometries were stored
     with pytest.raises(ValueError, match="face_geometry is malformed"):
-        G.FaceGeometry.from_info({"aspect": 0.8, "landmarks": {"left_eye": [0.3, 0.4]}})
-    assert G.training_aspect(np.array([[250, 200], [250, 200], [240, 200]])) == pytest.approx(0.8)
-    assert G.training_aspect(None) == 1.0
+        geometry.FaceGeometry.from_info({"aspect": 0.8, "landmarks": {"left_eye": [0.3, 0.4]}})
+    assert geometry.training_aspect(np.array([[250, 200], [250, 200], [240, 200]])) == pytest.approx(0.8)
+    assert geometry.training_aspect(None) == 1.0
     with pytest.raises(ValueError, match="degenerate"):
-        A.similarity(np.zeros((5, 2)), g.pixels(100))
+        align.similarity(np.zeros((5, 2)), g.pixels(100))
 
 
 # --- real detection on a real face ---------------------------------------------------------------
@@ -98,9 +97,9 @@ def test_alignment_of_a_detected_face_moved_scaled_and_rotated_in_a_canvas(head)
     alignment put its landmarks where they are put in the untouched picture, within a few pixels,
     and the eyes where the training faces have theirs."""
     img, face = head
-    geometry = G.cuhk_default()
-    reference = fitted(A.align(img, face, geometry, HEIGHT).matrix, face.points)
-    target = geometry.pixels(HEIGHT)
+    cuhk = geometry.cuhk_default()
+    reference = fitted(align.align(img, face, cuhk, HEIGHT).matrix, face.points)
+    target = cuhk.pixels(HEIGHT)
     assert np.linalg.norm(reference - target, axis=1)[:2].max() < 5  # eyes: the fit leaves little
     assert np.linalg.norm(reference - target, axis=1).max() < 12       # the smile is wider than CUHK's mouths
     rng = np.random.default_rng(3)
@@ -109,8 +108,8 @@ def test_alignment_of_a_detected_face_moved_scaled_and_rotated_in_a_canvas(head)
         canvas, m = place(img, (480, 640), angle, scale, (rng.uniform(220, 420), rng.uniform(200, 280)))
         faces = detect_faces(canvas)
         assert len(faces) == 1, (angle, scale)
-        truth = A.transform_points(m, face.points)  # where the landmarks really are in the canvas
-        aligned = A.align(canvas, faces[0], geometry, HEIGHT)
+        truth = align.transform_points(m, face.points)  # where the landmarks really are in the canvas
+        aligned = align.align(canvas, faces[0], cuhk, HEIGHT)
         err = np.linalg.norm(fitted(aligned.matrix, truth) - reference, axis=1)
         assert err.max() < 5, (angle, scale, err)
         assert np.linalg.norm(fitted(aligned.matrix, truth)[:2] - target[:2], axis=1).max() < 7
@@ -120,36 +119,36 @@ def test_training_geometry_is_measured_from_the_training_photos(head):
     """Photos aligned to another geometry than CUHK's, squeezed into the square as preprocess does:
     the measured geometry is theirs, so a model trained on them aligns to its own faces."""
     img, face = head
-    own = G.FaceGeometry(0.75, ((0.33, 0.42), (0.67, 0.42), (0.5, 0.55), (0.36, 0.68), (0.64, 0.68)))
+    own = geometry.FaceGeometry(0.75, ((0.33, 0.42), (0.67, 0.42), (0.5, 0.55), (0.36, 0.68), (0.64, 0.68)))
     photos, expected = [], []
     for k in range(6):
-        shifted = G.FaceGeometry(own.aspect, tuple((x + 0.01 * (k - 2.5), y) for x, y in own.points))
-        aligned = A.align(img, face, shifted, 256)
+        shifted = geometry.FaceGeometry(own.aspect, tuple((x + 0.01 * (k - 2.5), y) for x, y in own.points))
+        aligned = align.align(img, face, shifted, 256)
         expected.append(fitted(aligned.matrix, face.points) / np.array(shifted.frame(256)))
         photos.append(cv2.resize(aligned.crop, (96, 96), interpolation=cv2.INTER_AREA))
-    measured = G.measure_geometry(photos, own.aspect, detect_faces)
+    measured = geometry.measure_geometry(photos, own.aspect, detect_faces)
     assert measured.source == "measured" and measured.n_detected == 6 and measured.aspect == 0.75
     frame = np.array(own.frame(256))
     err_px = np.abs(np.array(measured.points) - np.median(expected, axis=0)) * frame
     assert err_px.max() < 4, err_px
-    assert np.abs(np.array(measured.points) - np.array(G.CUHK_POINTS))[:2, 1].max() > 0.05  # not CUHK's
+    assert np.abs(np.array(measured.points) - np.array(geometry.CUHK_POINTS))[:2, 1].max() > 0.05  # not CUHK's
 
     blank = [np.full((96, 96, 3), 180, np.uint8)] * 6
-    fallback = G.measure_geometry(blank, 0.75, detect_faces)
-    assert fallback.source == "default" and fallback.points == G.CUHK_POINTS
+    fallback = geometry.measure_geometry(blank, 0.75, detect_faces)
+    assert fallback.source == "default" and fallback.points == geometry.CUHK_POINTS
     assert "0 of the 6" in fallback.note
-    assert G.measure_geometry(blank, 0.75, None).source == "default"
+    assert geometry.measure_geometry(blank, 0.75, None).source == "default"
 
 
 def test_paste_blends_with_a_soft_edge(head):
     img, face = head
-    aligned = A.align(img, face, G.cuhk_default(), HEIGHT)
+    aligned = align.align(img, face, geometry.cuhk_default(), HEIGHT)
     black = np.zeros_like(aligned.crop)
-    out = A.paste(img, [aligned], [black])
+    out = align.paste(img, [aligned], [black])
     cx, cy = face.points[2].astype(int)  # the nose: fully replaced
     assert out[cy, cx].max() == 0
     assert np.array_equal(out[-5:, :5], img[-5:, :5])  # far from the face: untouched
-    mask = A.feather_mask(200, 250)
+    mask = align.feather_mask(200, 250)
     assert mask[125, 100] == 1.0 and mask[0, 0] < 0.01 and 0 < mask[125, 5] < 1  # a ramp, not a step
 
 
@@ -176,7 +175,7 @@ def test_training_stores_a_face_geometry(trained):
     info = fileio.read_json(trained["models"] / "conv-f2s" / "info.json")
     stored = info["face_geometry"]
     assert stored["source"] == "default" and "32 px" in stored["note"]  # too small to measure: CUHK's
-    assert G.FaceGeometry.from_info(stored).points == G.CUHK_POINTS
+    assert geometry.FaceGeometry.from_info(stored).points == geometry.CUHK_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +195,7 @@ def test_two_faces_give_two_crops_or_one_picture_with_both_pasted(trained, two_f
     assert [p.name for p in crops] == ["pair_f2s_conv_face1.png", "pair_f2s_conv_face2.png"]
     for p in crops:
         h, w = read(p).shape[:2]
-        assert h >= 32 and abs(w / h - G.CUHK_ASPECT) < 0.01  # the training frame's aspect
+        assert h >= 32 and abs(w / h - geometry.CUHK_ASPECT) < 0.01  # the training frame's aspect
     assert read(crops[0]).shape[0] > read(crops[1]).shape[0]  # the left face is the larger one
     assert "2 faces in 1 picture" in capsys.readouterr().err
 
@@ -225,10 +224,10 @@ def test_no_align_keeps_the_whole_picture_squeeze(trained, head, tmp_path):
     blank = write_rgb(tmp_path / "blank.png", np.full((120, 90, 3), 230, np.uint8))
     face = write_rgb(tmp_path / "face.png", head[0])
     assert run(trained, blank, face, "--no-align", "-o", tmp_path / "out") == 0
-    entry = P.load_entry(trained["models"] / "conv-f2s", trained["metrics"])
-    predictor = P.Predictor.load(entry)
+    entry = predict.load_entry(trained["models"] / "conv-f2s", trained["metrics"])
+    predictor = predict.Predictor.load(entry)
     for src in (blank, face):
-        expected = predictor.predict([P.read_image(src)], batch_size=2)[0]
+        expected = predictor.predict([read_rgb(src)], batch_size=2)[0]
         assert np.array_equal(read(tmp_path / "out" / f"{src.stem}_f2s_conv.png"), expected)
 
 
@@ -238,4 +237,4 @@ def test_paste_with_native_size_is_a_usage_error(trained, head, tmp_path, capsys
     assert "--size native goes with --crop or --no-align" in capsys.readouterr().err
     assert run(trained, src, "--crop", "--size", "native", "-o", tmp_path / "out") == 0
     assert read(tmp_path / "out" / "face_f2s_conv_face1.png").shape == (32, 32, 3)
-    assert P.default_align("f2s") == "paste" and P.default_align("s2f") == "crop"
+    assert predict.default_align("f2s") == "paste" and predict.default_align("s2f") == "crop"

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from facesketch import metrics as M
+from facesketch import metrics
 
 
 def pattern(h: int, w: int) -> np.ndarray:
@@ -56,25 +56,25 @@ def noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 
 def test_identical_images_are_perfect():
     a = pattern(32, 32)
-    assert M.mae(a, a) == 0.0
-    assert M.psnr(a, a) == math.inf
-    assert M.ssim(a, a) == pytest.approx(1.0, abs=1e-12)
-    assert M.fsim(a, a) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.mae(a, a) == 0.0
+    assert metrics.psnr(a, a) == math.inf
+    assert metrics.ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.fsim(a, a) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_identical_images_summary_is_valid_json():
     imgs = np.stack([pattern(32, 32), distort(pattern(32, 32))])
     preds = imgs.copy()
     preds[1] = blur(preds[1], 1.0)  # image 0 is reproduced exactly, image 1 is not
-    df = M.per_image_metrics(preds, imgs, ["a", "b"])
+    df = metrics.per_image_metrics(preds, imgs, ["a", "b"])
     assert df["psnr"].iloc[0] == math.inf and math.isfinite(df["psnr"].iloc[1])
-    summary = M.summarize(df, M.rank1_accuracy(preds, imgs))
+    summary = metrics.summarize(df, metrics.rank1_accuracy(preds, imgs))
     json.dumps(summary, allow_nan=False)  # no Infinity / NaN
     assert summary["psnr"] == pytest.approx(df["psnr"].iloc[1])  # mean over the finite values
     assert summary["psnr_infinite"] == 1
     assert summary["n_images"] == 2
 
-    all_same = M.summarize(M.per_image_metrics(imgs, imgs, ["a", "b"]), 1.0)
+    all_same = metrics.summarize(metrics.per_image_metrics(imgs, imgs, ["a", "b"]), 1.0)
     json.dumps(all_same, allow_nan=False)
     assert all_same["psnr"] is None and all_same["psnr_infinite"] == 2
     assert all_same["mae"] == 0.0 and all_same["ssim"] == pytest.approx(1.0) and all_same["fsim"] == 1.0
@@ -85,8 +85,8 @@ def test_identical_images_summary_is_valid_json():
 def test_constant_offset():
     a = 0.8 * pattern(32, 32)  # stays <= 1 after the offset
     b = a + 0.1
-    assert M.mae(b, a) == pytest.approx(0.1, abs=1e-12)
-    assert M.psnr(b, a) == pytest.approx(20.0, abs=1e-9)
+    assert metrics.mae(b, a) == pytest.approx(0.1, abs=1e-12)
+    assert metrics.psnr(b, a) == pytest.approx(20.0, abs=1e-9)
 
 
 def test_psnr_of_gaussian_noise():
@@ -95,12 +95,12 @@ def test_psnr_of_gaussian_noise():
     noise = np.random.default_rng(1).normal(0, sigma, base.shape)
     noisy_img = base + noise
     assert noisy_img.min() > 0 and noisy_img.max() < 1  # no clipping, so the noise stays Gaussian
-    assert M.psnr(noisy_img, base) == pytest.approx(10 * math.log10(1 / sigma ** 2), abs=0.2)
+    assert metrics.psnr(noisy_img, base) == pytest.approx(10 * math.log10(1 / sigma ** 2), abs=0.2)
 
 
 def test_psnr_data_range():
     a = 0.8 * pattern(32, 32)
-    assert M.psnr(a + 0.1, a, data_range=2.0) == pytest.approx(20.0 + 20 * math.log10(2), abs=1e-9)
+    assert metrics.psnr(a + 0.1, a, data_range=2.0) == pytest.approx(20.0 + 20 * math.log10(2), abs=1e-9)
 
 
 # ---------------------------------------------------------------- SSIM
@@ -110,20 +110,20 @@ def test_ssim_equals_skimage_with_wang_settings():
     b = distort(a)
     expected = structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
                                      use_sample_covariance=False, data_range=1.0)
-    assert M.ssim(a, b) == expected
-    assert M.ssim(a.astype(np.float32), b.astype(np.float32)) == pytest.approx(expected, abs=1e-6)
+    assert metrics.ssim(a, b) == expected
+    assert metrics.ssim(a.astype(np.float32), b.astype(np.float32)) == pytest.approx(expected, abs=1e-6)
 
 
 def test_ssim_decreases_with_blur():
     a = pattern(64, 64)
-    values = [M.ssim(blur(a, s), a) for s in (0.5, 1.0, 2.0, 3.0)]
+    values = [metrics.ssim(blur(a, s), a) for s in (0.5, 1.0, 2.0, 3.0)]
     assert all(v < 1 for v in values)
     assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
 
 
 def test_ssim_refuses_images_smaller_than_its_window():
     with pytest.raises(ValueError, match="11x11"):
-        M.ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
+        metrics.ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
 
 
 # ---------------------------------------------------------------- FSIM
@@ -143,7 +143,7 @@ FEATURESIM_REFERENCE = {
 @pytest.mark.parametrize("size", list(FEATURESIM_REFERENCE))
 def test_fsim_matches_featuresim_reference(size):
     a = pattern(*size)
-    assert M.fsim(a, distort(a)) == pytest.approx(FEATURESIM_REFERENCE[size], abs=1e-10)
+    assert metrics.fsim(a, distort(a)) == pytest.approx(FEATURESIM_REFERENCE[size], abs=1e-10)
 
 
 def test_fsim_decreases_with_noise_and_is_symmetric():
@@ -151,24 +151,24 @@ def test_fsim_decreases_with_noise_and_is_symmetric():
     values = []
     for sigma in (0.02, 0.05, 0.1, 0.2):
         b = noisy(a, sigma)
-        f = M.fsim(b, a)
+        f = metrics.fsim(b, a)
         assert 0 < f < 1
-        assert M.fsim(a, b) == f  # symmetric by construction
+        assert metrics.fsim(a, b) == f  # symmetric by construction
         values.append(f)
     assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
 
 
 def test_fsim_flat_images():
     flat, other_flat = np.full((32, 32, 3), 0.5), np.full((32, 32, 3), 0.7)
-    assert M.fsim(flat, flat) == 1.0
-    assert 0 < M.fsim(flat, pattern(32, 32)) < 1  # the reference's 0/0 PC is taken as 0
+    assert metrics.fsim(flat, flat) == 1.0
+    assert 0 < metrics.fsim(flat, pattern(32, 32)) < 1  # the reference's 0/0 PC is taken as 0
     with pytest.raises(ValueError, match="undefined"):
-        M.fsim(flat, other_flat)
+        metrics.fsim(flat, other_flat)
 
 
 def test_fsim_refuses_tiny_images():
     with pytest.raises(ValueError, match="7x7"):
-        M.fsim(np.zeros((5, 9, 3)), np.zeros((5, 9, 3)))
+        metrics.fsim(np.zeros((5, 9, 3)), np.zeros((5, 9, 3)))
 
 
 # ---------------------------------------------------------------- FSIMc and SCOOT against the authors' code
@@ -202,27 +202,27 @@ OCTAVE_REFERENCE = {
 def test_fsimc_and_scoot_match_the_authors_code(size):
     a, b = pair_u8(*size)
     fsim_rgb, fsimc_rgb, scoot_grey, fsim_grey = OCTAVE_REFERENCE[size]
-    got_fsim, got_fsimc = M.featuresim(a, b)
+    got_fsim, got_fsimc = metrics.featuresim(a, b)
     assert got_fsim == pytest.approx(fsim_rgb, abs=1e-10)
     assert got_fsimc == pytest.approx(fsimc_rgb, abs=1e-10)
-    assert M.fsimc(a / 255.0, b / 255.0) == pytest.approx(fsimc_rgb, abs=1e-10)  # the [0, 1] API agrees
+    assert metrics.fsimc(a / 255.0, b / 255.0) == pytest.approx(fsimc_rgb, abs=1e-10)  # the [0, 1] API agrees
     ga, gb = grey_u8(a), grey_u8(b)
-    assert M.scoot(ga, gb) == pytest.approx(scoot_grey, abs=1e-10)
-    assert M.featuresim(ga, gb) == pytest.approx((fsim_grey, fsim_grey), abs=1e-10)  # grey: FSIMc = FSIM
+    assert metrics.scoot(ga, gb) == pytest.approx(scoot_grey, abs=1e-10)
+    assert metrics.featuresim(ga, gb) == pytest.approx((fsim_grey, fsim_grey), abs=1e-10)  # grey: FSIMc = FSIM
 
 
 def test_scoot_properties():
     a, b = (grey_u8(x) for x in pair_u8(64, 48, 2))
-    assert M.scoot(a, a) == 1.0
-    assert M.scoot(a, b) == M.scoot(b, a) and 0 < M.scoot(a, b) < 1
+    assert metrics.scoot(a, a) == 1.0
+    assert metrics.scoot(a, b) == metrics.scoot(b, a) and 0 < metrics.scoot(a, b) < 1
     flat = np.full_like(a, 128)
-    assert 0 < M.scoot(a, flat) < M.scoot(a, b)  # ScootMeasure.m refuses a flat image; scored here
+    assert 0 < metrics.scoot(a, flat) < metrics.scoot(a, b)  # ScootMeasure.m refuses a flat image; scored here
     with pytest.raises(ValueError, match="uint8"):
-        M.scoot(a.astype(np.float64), b)
+        metrics.scoot(a.astype(np.float64), b)
     with pytest.raises(ValueError, match="8x8"):
-        M.scoot(a[:6, :6], b[:6, :6])
+        metrics.scoot(a[:6, :6], b[:6, :6])
     with pytest.raises(ValueError, match=r"\(H, W\)"):
-        M.scoot(a[..., None], b[..., None])
+        metrics.scoot(a[..., None], b[..., None])
 
 
 # ---------------------------------------------------------------- rank-1
@@ -231,27 +231,27 @@ def _targets(n: int = 5, size: int = 32) -> np.ndarray:
     return np.random.default_rng(2).random((n, size, size, 3))
 
 
-@pytest.mark.parametrize("measure", M.MEASURES)
+@pytest.mark.parametrize("measure", metrics.MEASURES)
 def test_rank1_known_answers(measure):
     targets = _targets()
     small_noise = np.clip(targets + np.random.default_rng(3).normal(0, 0.02, targets.shape), 0, 1)
-    assert M.rank1_accuracy(small_noise, targets, measure) == 1.0
-    assert M.rank1_accuracy(np.roll(targets, 1, axis=0), targets, measure) == 0.0
+    assert metrics.rank1_accuracy(small_noise, targets, measure) == 1.0
+    assert metrics.rank1_accuracy(np.roll(targets, 1, axis=0), targets, measure) == 0.0
 
     swapped = targets.copy()
     swapped[[3, 4]] = targets[[4, 3]]
-    match = M.rank1_matching(swapped, targets, measure)
+    match = metrics.rank1_matching(swapped, targets, measure)
     assert match.accuracy == pytest.approx(0.6)
     assert match.nearest.tolist() == [0, 1, 2, 4, 3]
     assert match.correct.tolist() == [True, True, True, False, False]
     assert match.scores.shape == (5, 5) and match.measure == measure
 
 
-@pytest.mark.parametrize("measure", M.MEASURES)
+@pytest.mark.parametrize("measure", metrics.MEASURES)
 def test_rank1_tie_with_another_target_is_not_a_hit(measure):
     targets = _targets()
     targets[1] = targets[0]
-    match = M.rank1_matching(targets, targets, measure)
+    match = metrics.rank1_matching(targets, targets, measure)
     assert match.nearest.tolist() == [0, 0, 2, 3, 4]  # ties go to the lowest index
     assert match.correct.tolist() == [False, False, True, True, True]
 
@@ -260,8 +260,8 @@ def test_rank1_scores_are_grey_ssim_and_l2():
     targets = _targets(4, 24)
     preds = np.clip(targets + np.random.default_rng(4).normal(0, 0.1, targets.shape), 0, 1)
     grey = lambda im: im[..., 0] * 0.299 + im[..., 1] * 0.587 + im[..., 2] * 0.114  # noqa: E731
-    ssim_scores = M.rank1_matching(preds, targets, "ssim").scores
-    l2_scores = M.rank1_matching(preds, targets, "l2").scores
+    ssim_scores = metrics.rank1_matching(preds, targets, "ssim").scores
+    l2_scores = metrics.rank1_matching(preds, targets, "l2").scores
     for i in range(4):
         for j in range(4):
             expected = structural_similarity(grey(preds[i]), grey(targets[j]), gaussian_weights=True, sigma=1.5,
@@ -272,9 +272,9 @@ def test_rank1_scores_are_grey_ssim_and_l2():
 
 def test_rank1_default_is_ssim_and_unknown_measure_fails():
     targets = _targets()
-    assert M.rank1_matching(targets, targets).measure == "ssim"
+    assert metrics.rank1_matching(targets, targets).measure == "ssim"
     with pytest.raises(ValueError, match="measure"):
-        M.rank1_accuracy(targets, targets, "cosine")
+        metrics.rank1_accuracy(targets, targets, "cosine")
 
 
 # ---------------------------------------------------------------- tables and input checks
@@ -282,17 +282,17 @@ def test_rank1_default_is_ssim_and_unknown_measure_fails():
 def test_per_image_metrics_table():
     targets = np.stack([pattern(32, 32), distort(pattern(32, 32)), 0.9 * pattern(32, 32)])
     preds = np.stack([blur(t, 1.0) for t in targets]).astype(np.float32)
-    df = M.per_image_metrics(preds, targets, ["x-1", "x-2", "x-3"])
+    df = metrics.per_image_metrics(preds, targets, ["x-1", "x-2", "x-3"])
     assert list(df.columns) == ["id", "mae", "psnr", "ssim", "fsim"]
     assert len(df) == 3 and df["id"].tolist() == ["x-1", "x-2", "x-3"]
-    assert df["fsim"].iloc[1] == pytest.approx(M.fsim(preds[1], targets[1]))
-    assert df["ssim"].iloc[2] == pytest.approx(M.ssim(preds[2], targets[2]))
-    summary = M.summarize(df, 2 / 3)
+    assert df["fsim"].iloc[1] == pytest.approx(metrics.fsim(preds[1], targets[1]))
+    assert df["ssim"].iloc[2] == pytest.approx(metrics.ssim(preds[2], targets[2]))
+    summary = metrics.summarize(df, 2 / 3)
     assert set(summary) == {"mae", "psnr", "ssim", "fsim", "accuracy", "n_images", "psnr_infinite"}
     assert summary["mae"] == pytest.approx(df["mae"].mean()) and summary["accuracy"] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("fn", [M.mae, M.psnr, M.ssim, M.fsim])
+@pytest.mark.parametrize("fn", [metrics.mae, metrics.psnr, metrics.ssim, metrics.fsim])
 def test_bad_shapes_name_them(fn):
     with pytest.raises(ValueError, match=r"\(32, 32, 3\).*\(32, 30, 3\)"):
         fn(np.zeros((32, 32, 3)), np.zeros((32, 30, 3)))
@@ -305,18 +305,18 @@ def test_bad_shapes_name_them(fn):
 def test_batch_functions_check_shapes_and_ids():
     imgs = np.stack([pattern(32, 32)] * 2)
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
-        M.per_image_metrics(imgs[0], imgs[0], ["a"])
+        metrics.per_image_metrics(imgs[0], imgs[0], ["a"])
     with pytest.raises(ValueError, match=r"\(2, 32, 32, 3\).*\(3, 32, 32, 3\)"):
-        M.rank1_accuracy(imgs, np.stack([pattern(32, 32)] * 3))
+        metrics.rank1_accuracy(imgs, np.stack([pattern(32, 32)] * 3))
     with pytest.raises(ValueError, match="3 ids for 2 images"):
-        M.per_image_metrics(imgs, imgs, ["a", "b", "c"])
+        metrics.per_image_metrics(imgs, imgs, ["a", "b", "c"])
 
 
 def test_refuses_integer_and_non_finite_images():
     a = pattern(32, 32)
     with pytest.raises(ValueError, match="uint8"):
-        M.mae((a * 255).astype(np.uint8), (a * 255).astype(np.uint8))
+        metrics.mae((a * 255).astype(np.uint8), (a * 255).astype(np.uint8))
     bad = a.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        M.psnr(bad, a)
+        metrics.psnr(bad, a)

@@ -41,15 +41,15 @@ def built(name: str, params: dict, size: int = 32, **train_overrides):
     """Build + compile the way training.train does, seeded."""
     keras.utils.set_random_seed(0)
     model = models.build(name, size, params)
-    compile_fn = getattr(models.module(name), "compile_model", training.compile_model)
+    compile_fn = models.spec(name).compile_model or training.compile_model
     compile_fn(model, {**training_settings(params), **train_overrides}, models.config(name, params))
     return model
 
 
 def training_settings(params):
-    from facesketch import params as P
+    from facesketch.params import training as checked_training
 
-    return P.training(params)
+    return checked_training(params)
 
 
 def snapshot(variables) -> list[np.ndarray]:

@@ -1,10 +1,15 @@
 """Every registered model: builds at 32 and 256, right shapes and range, learns."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from facesketch import models, tf_runtime
 from facesketch.errors import ParamError
+from facesketch.models.spec import SeparatePredictor
+from facesketch.params import load_params
 from facesketch.training import compile_model
 from conftest import make_pairs, tiny_params
 
@@ -39,9 +44,8 @@ def test_a_few_steps_lower_the_loss(name):
     photos, sketches = make_pairs(8, 32)
     x, y = photos.astype("float32") / 255, sketches.astype("float32") / 255
     params = tiny_params()
-    mod = models.module(name)
     model = models.build(name, 32, params)
-    getattr(mod, "compile_model", compile_model)(model, {**params, "learning_rate": 0.002}, models.config(name, params))
+    (models.spec(name).compile_model or compile_model)(model, {**params, "learning_rate": 0.002}, models.config(name, params))
     keras.utils.set_random_seed(0)
     hist = model.fit(x, y, batch_size=8, epochs=15, verbose=0, shuffle=False).history
     losses = hist.get("loss") or hist[next(iter(hist))]
@@ -72,7 +76,7 @@ def test_output_bias_starts_at_the_training_targets_mean(name):
     targets = np.zeros((2, 32, 32, 3), np.float32)
     targets[..., 0], targets[..., 1], targets[..., 2] = 0.9, 0.5, 0.2
     model = models.build(name, 32, {name: {"size": 16}} if name == "dense" else None)
-    models.module(name).prepare(model, None, targets, models.config(name, {"dense": {"size": 16}}))
+    models.spec(name).prepare(model, None, targets, models.config(name, {"dense": {"size": 16}}))
     bias = model.layers[-1].bias if name != "dense" else model.layers[-2].bias
     expected = np.log(np.array([0.9, 0.5, 0.2]) / (1 - np.array([0.9, 0.5, 0.2])))
     np.testing.assert_allclose(np.asarray(bias).reshape(-1, 3), np.broadcast_to(expected, (bias.shape[0] // 3, 3)),
@@ -81,7 +85,48 @@ def test_output_bias_starts_at_the_training_targets_mean(name):
 
 def test_output_bias_zero_keeps_keras_default_and_bad_values_are_named():
     zero = models.build("conv", 32, {"conv": {"output_bias": "zero"}})
-    models.module("conv").prepare(zero, None, np.full((1, 32, 32, 3), 0.9, np.float32), {"output_bias": "zero"})
+    models.spec("conv").prepare(zero, None, np.full((1, 32, 32, 3), 0.9, np.float32), {"output_bias": "zero"})
     assert not np.asarray(zero.layers[-1].bias).any()
     with pytest.raises(ParamError, match=r"conv\.output_bias='mean'.*target_mean, zero"):
         models.build("conv", 32, {"conv": {"output_bias": "mean"}})
+
+
+# --- the model contract -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_params_yaml_restates_each_models_defaults_exactly(name):
+    """The defaults' one source is the model's SPEC; params.yaml ships the same values to edit."""
+    shipped = load_params(REPO / "params.yaml")[name]
+    assert shipped == dict(models.spec(name).defaults)
+    assert models.config(name, {}) == models.config(name, {name: shipped})
+
+
+@pytest.mark.parametrize(("setting", "bad", "expected"), [
+    ("norm", "layer", "batch, instance, group, none"),
+    ("output_bias", "mean", "target_mean, zero"),
+    ("alpha", 1.5, "<= 1"),
+])
+def test_a_shared_setting_is_checked_by_one_rule_in_every_model_that_has_it(setting, bad, expected):
+    having = [n for n in ALL if setting in models.spec(n).defaults]
+    assert len(having) >= 2, f"{setting} is shared by {having}"
+    for name in having:
+        with pytest.raises(ParamError, match=rf"params\.yaml: {name}\.{setting}={bad!r}.*{re.escape(expected)}"):
+            models.config(name, {name: {setting: bad}})
+
+
+def test_checked_settings_are_typed():
+    assert models.config("conv_bn", {"conv_bn": {"alpha": 0, "momentum": 1}}) == {
+        "alpha": 0.0, "momentum": 1.0, "output_bias": "target_mean"}
+    assert isinstance(models.config("conv_bn", {"conv_bn": {"alpha": 0}})["alpha"], float)
+    with pytest.raises(ParamError, match=r"dense\.latent_dim"):
+        models.config("dense", {"dense": {"latent_dim": 0}})
+
+
+def test_only_models_with_a_separate_predictor_save_a_part():
+    conv = models.build("conv", 32)
+    assert not isinstance(conv, SeparatePredictor) and models.predictor(conv) is conv
+    vae = models.build("vae", 32, {"vae": {"filters": [8, 16], "posterior_filters": 8}})
+    assert isinstance(vae, SeparatePredictor) and models.predictor(vae) is vae.inference

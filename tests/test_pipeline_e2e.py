@@ -21,13 +21,15 @@ import time
 import numpy as np
 import pytest
 
+import facesketch
+
 from e2e_helpers import (MODELS, clean_env, experiments, make_project, mlflow_test_metrics, numeric, rest_runs, sh,
                          stages_run, start_server, stop_server, store)
 from test_report import check_report
 
 pytestmark = pytest.mark.slow
 
-TASKS = ["f2s", "s2f"]
+TASKS = list(facesketch.TASKS)
 EPOCHS = 2
 COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm"]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from facesketch import estimate, models, params as P, tf_runtime
+from facesketch import estimate, models, params, tf_runtime
 from facesketch.data.dataset import to_float
 from facesketch.errors import ParamError
 from facesketch.flops import forward_flops, training_flops
@@ -58,13 +58,13 @@ def test_estimate_message_scales_with_images_epochs_and_other_stages():
 
 
 def test_runtime_settings_are_checked():
-    assert P.runtime({})["checkpoint_seconds"] == 30 and P.runtime({})["jit_compile"] == "auto"
-    assert P.runtime({"runtime": {"jit_compile": True}})["jit_compile"] is True
+    assert params.runtime({})["checkpoint_seconds"] == 30 and params.runtime({})["jit_compile"] == "auto"
+    assert params.runtime({"runtime": {"jit_compile": True}})["jit_compile"] is True
     with pytest.raises(ParamError, match="runtime.precision='half'"):
-        P.runtime({"runtime": {"precision": "half"}})
+        params.runtime({"runtime": {"precision": "half"}})
     with pytest.raises(ParamError, match="runtime.jit_compile='yes'.*auto, true or false"):
-        P.runtime({"runtime": {"jit_compile": "yes"}})
+        params.runtime({"runtime": {"jit_compile": "yes"}})
     with pytest.raises(ParamError, match="runtime.devices is not a known setting"):
-        P.runtime({"runtime": {"devices": 2}})
-    assert set(P.load_params(REPO / "params.yaml")["runtime"]) == set(P.RUNTIME_DEFAULTS)
+        params.runtime({"runtime": {"devices": 2}})
+    assert set(params.load_params(REPO / "params.yaml")["runtime"]) == set(params.RUNTIME_DEFAULTS)
     assert tf_runtime.precision_policy("auto") == ("mixed_float16" if tf_runtime.gpus() else "float32")

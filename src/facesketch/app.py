@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import TASKS
-from . import predict as P
+from . import TASKS, predict
+from .images import read_rgb
 from .errors import FacesketchError
 
 MODES = {"paste": "find faces, paste the result back into the picture",
@@ -53,13 +53,13 @@ class Service:
         self.models_dir, self.metrics_dir = Path(models_dir), Path(metrics_dir)
         self.max_bytes = int(max_upload_mb) * 1024 * 1024
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="facesketch-serve-"))
-        self._predictors: dict[str, P.Predictor] = {}
+        self._predictors: dict[str, predict.Predictor] = {}
         self._lock = threading.Lock()  # one model load and one inference at a time (2 cores)
 
     def models(self, task: str) -> list[str]:
         """The task's trained models, best first (by the same rule as predict's default)."""
-        entries = P.list_models(self.models_dir, self.metrics_dir, task, warn=lambda m: None)
-        best = P.best_model(entries)
+        entries = predict.list_models(self.models_dir, self.metrics_dir, task, warn=lambda m: None)
+        best = predict.best_model(entries)
         return [e.model for e in sorted(entries, key=lambda e: (e is not best, e.ssim is None,
                                                                  -(e.ssim or 0), e.name))]
 
@@ -67,7 +67,7 @@ class Service:
         if not model:
             return f"No trained {task} model in `{self.models_dir}/`: run `dvc repro` first."
         try:
-            entry, _ = P.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
+            entry, _ = predict.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
         except FacesketchError as exc:
             return f"**{exc}**"
         s = entry.summary()
@@ -82,10 +82,10 @@ class Service:
         where = f"test split{f', {n} images' if n else ''}, from `{entry.metrics_file}`"
         return f"{head}  \nBenchmark ({where}):\n\n{table}"
 
-    def predictor(self, task: str, model: str) -> P.Predictor:
-        entry, _ = P.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
+    def predictor(self, task: str, model: str) -> predict.Predictor:
+        entry, _ = predict.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
         if entry.name not in self._predictors:
-            self._predictors[entry.name] = P.Predictor.load(entry, batch_size=1)
+            self._predictors[entry.name] = predict.Predictor.load(entry, batch_size=1)
         return self._predictors[entry.name]
 
     def check_upload(self, path: str | os.PathLike | None) -> np.ndarray:
@@ -98,7 +98,7 @@ class Service:
             raise FacesketchError(f"{path.name}: {size / 2**20:.1f} MB is over the {self.max_bytes // 2**20} MB "
                                   f"upload limit; send a smaller picture")
         try:
-            return P.read_image(path)
+            return read_rgb(path)
         except FacesketchError as exc:
             raise FacesketchError(str(exc).replace(str(path), path.name)
                                   + "; upload a PNG, JPEG, BMP, TIFF or WebP picture") from None
@@ -115,12 +115,12 @@ class Service:
             name = Path(path).stem
             with self._lock:
                 predictor = self.predictor(task, model)
-                done = P.process_image(predictor, image, align=mode != "none")
+                done = predict.process_image(predictor, image, align=mode != "none")
         except FacesketchError as exc:
             return PageResult(f"Error: {str(exc).replace('the picture', Path(path).name if path else 'the picture')}")
         entry = predictor.entry
         if mode == "none":
-            aligned, result, parts = [P.resize(image, entry.image_size, entry.image_size)], done.image, [done.image]
+            aligned, result, parts = [predict.resize(image, entry.image_size, entry.image_size)], done.image, [done.image]
         elif mode == "paste":
             aligned, result, parts = [f.crop for f in done.faces], done.image, [done.image]
         else:
@@ -131,7 +131,7 @@ class Service:
         for k, part in enumerate(parts, 1):
             suffix = f"_face{k}" if mode == "crop" else ""
             dest = out / f"{name}_{task}_{entry.model}{suffix}.png"
-            dest.write_bytes(P.encode(part, "png"))
+            dest.write_bytes(predict.encode(part, "png"))
             files.append(str(dest))
         n = len(done.faces)
         what = f"{n} face{'s' * (n != 1)} found and aligned" if mode != "none" else "no alignment"
@@ -141,7 +141,7 @@ class Service:
 def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
     """Images laid left to right on white, scaled to the tallest one's height."""
     h = max(im.shape[0] for im in images)
-    scaled = [P.resize(im, max(1, round(im.shape[1] * h / im.shape[0])), h) for im in images]
+    scaled = [predict.resize(im, max(1, round(im.shape[1] * h / im.shape[0])), h) for im in images]
     spacer = np.full((h, gap, 3), 255, np.uint8)
     row = [scaled[0]]
     for im in scaled[1:]:

@@ -58,13 +58,14 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 
 from . import fileio
-from . import metrics as M
-from .data import RAW_DIR
+from . import metrics
 from .data.manifest import read_manifest
 from .errors import DataError
+from .images import luma
+from .layout import RAW_DIR
 
 NATIVE_INTERPOLATION = cv2.INTER_CUBIC
-SSIM_SETTINGS = dict(gaussian_weights=True, sigma=M.SSIM_SIGMA, use_sample_covariance=False, data_range=255)
+SSIM_SETTINGS = dict(gaussian_weights=True, sigma=metrics.SSIM_SIGMA, use_sample_covariance=False, data_range=255)
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
 SEED = 0
@@ -107,9 +108,7 @@ def protocol(task: str) -> dict[str, Any]:
 
 def grey_u8(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma of 8-bit RGB, rounded to 8 bits: (H, W, 3) uint8 -> (H, W) uint8."""
-    rgb = np.asarray(rgb, np.float64)
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(luma(np.asarray(rgb, np.float64))), 0, 255).astype(np.uint8)
 
 
 def to_native(pred: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -208,9 +207,9 @@ def score_pair(task: str, pred: np.ndarray, target: np.ndarray) -> dict[str, flo
         psnr, mae = _psnr_mae(pred, target)
         return {"mae": mae, "psnr": psnr,
                 "ssim": float(structural_similarity(pred, target, **SSIM_SETTINGS)),
-                "fsim": M.featuresim(target, pred)[0], "scoot": M.scoot(target, pred)}
+                "fsim": metrics.featuresim(target, pred)[0], "scoot": metrics.scoot(target, pred)}
     psnr, mae = _psnr_mae(pred, target)
-    fsim, fsimc = M.featuresim(target, pred)
+    fsim, fsimc = metrics.featuresim(target, pred)
     return {"mae": mae, "psnr": psnr,
             "ssim": float(structural_similarity(grey_u8(pred), grey_u8(target), **SSIM_SETTINGS)),
             "fsim": fsim, "fsimc": fsimc}
@@ -224,7 +223,7 @@ def rank1_hits(preds_grey: Sequence[np.ndarray], targets_grey: Sequence[np.ndarr
                                                                    interpolation=NATIVE_INTERPOLATION)
     x = np.stack([fit(p) for p in preds_grey]).astype(np.float64)
     y = np.stack([fit(t) for t in targets_grey]).astype(np.float64)
-    return M.rank1_matching_grey(x, y, data_range=255.0).correct
+    return metrics.rank1_matching_grey(x, y, data_range=255.0).correct
 
 
 def per_image_columns(task: str) -> list[str]:
@@ -247,7 +246,7 @@ def score(task: str, preds: np.ndarray, ids: Sequence[str], targets: Sequence[Ta
     with fileio.atomic_dir(out_dir) as tmp:
         for pid, native in zip(ids, natives):
             (tmp / f"{pid}.png").write_bytes(_png(native))
-    rows = M.parallel_map(lambda k: {"id": ids[k], **score_pair(task, natives[k], targets[k].image)}, range(len(ids)))
+    rows = metrics.parallel_map(lambda k: {"id": ids[k], **score_pair(task, natives[k], targets[k].image)}, range(len(ids)))
     hits = rank1_hits([n if task == "f2s" else grey_u8(n) for n in natives],
                       [t.image if task == "f2s" else grey_u8(t.image) for t in targets])
     table = pd.DataFrame(rows)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import TASKS, __version__
 from .errors import FacesketchError
+from .layout import METRICS_DIR, MODELS_DIR
 
 TASK_HELP = "f2s: photo -> sketch; s2f: sketch -> photo"
 
@@ -42,30 +43,30 @@ def _note(msg: str, quiet: bool = False) -> None:
 
 
 def cmd_predict(ns: argparse.Namespace) -> int:
-    from . import predict as P
+    from . import predict
 
-    entry, why = P.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
+    entry, why = predict.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
     out_dir = Path(ns.output)
-    inputs = P.collect_inputs(ns.inputs, recursive=ns.recursive, exclude=out_dir)
+    inputs = predict.collect_inputs(ns.inputs, recursive=ns.recursive, exclude=out_dir)
     for problem in inputs.problems:
         _err(problem)
     if not inputs.files:
         raise FacesketchError("no images to process" + (" (see above)" if inputs.problems else ""))
-    P.check_output_dir(out_dir)
+    predict.check_output_dir(out_dir)
     # Loading the model takes seconds: not before at least one input is known to be an image.
-    files, unreadable = P.skip_unreadable(inputs.files, report=_err)
+    files, unreadable = predict.skip_unreadable(inputs.files, report=_err)
     if not files:
         raise FacesketchError("none of the inputs is a readable image (see above); nothing written")
-    _note(f"using {P.describe(entry)}: {why}", ns.quiet)
-    predictor = P.Predictor.load(entry, ns.batch_size)
-    align = None if ns.align == "none" else (ns.align or P.default_align(ns.task))
+    _note(f"using {predict.describe(entry)}: {why}", ns.quiet)
+    predictor = predict.Predictor.load(entry, ns.batch_size)
+    align = None if ns.align == "none" else (ns.align or predict.default_align(ns.task))
     if align == "paste" and ns.size == "native":
         raise FacesketchError("--size native goes with --crop or --no-align: a pasted face keeps the picture's size")
     if align:
         geometry = entry.face_geometry
         _note(f"aligning faces ({align}) to the model's face geometry: {geometry.note or geometry.source}", ns.quiet)
     progress = not ns.quiet and len(files) > 1 and sys.stderr.isatty()
-    result = P.predict_files(predictor, files, out_dir, fmt=ns.format, native=ns.size == "native",
+    result = predict.predict_files(predictor, files, out_dir, fmt=ns.format, native=ns.size == "native",
                              grey=ns.grey, quality=ns.quality, align=align, report=_err, progress=progress)
     n = len(result.written)
     pictures = len(files) - len(result.failed)
@@ -102,17 +103,17 @@ def table(rows: list[list[str]], right: set[int]) -> str:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    from . import predict as P
+    from . import predict
 
-    entries = P.list_models(ns.models_dir, ns.metrics_dir, ns.task)
+    entries = predict.list_models(ns.models_dir, ns.metrics_dir, ns.task)
     if ns.json:
-        print(P.as_json(entries))
+        print(predict.as_json(entries))
         return 0
     if not entries:
         what = f"{ns.task} models" if ns.task else "models"
         print(f"no trained {what} in {ns.models_dir}/; run `dvc repro` (or `facesketch demo`) to train them")
         return 0
-    best = {t: P.best_model([e for e in entries if e.task == t]) for t in TASKS}
+    best = {t: predict.best_model([e for e in entries if e.task == t]) for t in TASKS}
     head = ["name", "task", "size", "epochs", "optimizer", "loss", "params", "MAE", "PSNR", "SSIM", "best"]
     rows = [head]
     for e in entries:
@@ -195,10 +196,10 @@ def _quality(text: str) -> int:
 
 
 def _dirs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models-dir", type=Path, default=Path("models"), metavar="DIR",
-                   help="where the trained models are (default: models)")
-    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"), metavar="DIR",
-                   help="where their metrics are (default: metrics)")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, metavar="DIR",
+                   help=f"where the trained models are (default: {MODELS_DIR})")
+    p.add_argument("--metrics-dir", type=Path, default=METRICS_DIR, metavar="DIR",
+                   help=f"where their metrics are (default: {METRICS_DIR})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,20 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from . import benchmark as B
+from . import benchmark
 from . import fileio, tracking
-from .data import PROCESSED_FILE, RAW_DIR, SPLIT_FILE
 from .data.dataset import load_task, to_float, to_uint8
-
-METRICS_DIR = Path("metrics")
-PREDICTIONS_DIR = Path("data/predictions")
+from .images import luma
+from .layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, RAW_DIR, SPLIT_FILE,
+                     baselines_name, metrics_file, model_dir, per_image_file, predictions_of, run_name)
 
 
 def score(task: str, preds_u8: np.ndarray, ids: list[str], out_dir: Path,
           raw_dir: Path = RAW_DIR) -> tuple[dict[str, Any], "Any"]:
     """(summary, per-image table) of 8-bit predictions by the benchmark protocol; the native
     predictions scored are saved in ``out_dir``."""
-    return B.score(task, preds_u8, ids, B.read_targets(task, ids, raw_dir), out_dir)
+    return benchmark.score(task, preds_u8, ids, benchmark.read_targets(task, ids, raw_dir), out_dir)
 
 
 def logged_metrics(summary: dict[str, Any]) -> dict[str, float]:
@@ -37,23 +36,23 @@ def logged_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRICS_DIR) -> None:
-    fileio.write_json(Path(metrics_dir) / f"{name}.json", summary)
-    fileio.write_text(Path(metrics_dir) / "per_image" / f"{name}.csv", per_image.to_csv(index=False, float_format="%.6g"))
+    fileio.write_json(metrics_file(name, metrics_dir), summary)
+    fileio.write_text(per_image_file(name, metrics_dir), per_image.to_csv(index=False, float_format="%.6g"))
 
 
-def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), metrics_dir: Path = METRICS_DIR,
+def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
              split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
-    from .saved import INFO_FILE, load_predictor
+    from .saved import load_predictor
 
-    name = f"{model_name}-{task}"
-    model_dir = Path(models_dir) / name
-    info = fileio.read_json(model_dir / INFO_FILE)
+    name = run_name(model_name, task)
+    folder = model_dir(name, models_dir)
+    info = fileio.read_json(folder / INFO_FILE)
     test = load_task(task, "test", processed_file, split_file)
-    model = load_predictor(model_dir)
+    model = load_predictor(folder)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
     preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0))
-    summary, per_image = score(task, preds_u8, test.ids, Path(predictions_dir) / name, raw_dir)
+    summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
     write_scores(name, summary, per_image, metrics_dir)
     if info.get("mlflow_run_id"):
         from .grids import image_grid
@@ -62,7 +61,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
         sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),
                                                ("target", test.targets)])
         tracking.log_to_run(info["mlflow_run_id"], logged_metrics(summary),
-                            [Path(metrics_dir) / "per_image" / f"{name}.csv"], {"test_samples.png": sample},
+                            [per_image_file(name, metrics_dir)], {"test_samples.png": sample},
                             artifact_path="per_image", label=f"evaluation of {name}")
     else:
         tracking.not_logged(name, "test metrics, per-image CSV, sample grid", "its training run was not logged")
@@ -71,8 +70,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = Path("models"), m
 
 def greyscale(images: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luminance, replicated to 3 channels (the study's sketches are grey)."""
-    grey = images[..., 0] * 0.299 + images[..., 1] * 0.587 + images[..., 2] * 0.114
-    return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
+    return np.repeat(luma(images)[..., None], 3, axis=-1).astype(np.float32)
 
 
 def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Path = PROCESSED_FILE,
@@ -91,14 +89,14 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
         candidates["grey_input"] = greyscale(to_float(test.inputs))
     import pandas as pd
 
-    targets = B.read_targets(task, test.ids, raw_dir)
+    targets = benchmark.read_targets(task, test.ids, raw_dir)
     results, tables = {}, []
     for kind, preds in candidates.items():
-        summary, per_image = B.score(task, to_uint8(preds), test.ids, targets,
-                                     Path(predictions_dir) / f"baselines-{task}" / kind)
+        summary, per_image = benchmark.score(task, to_uint8(preds), test.ids, targets,
+                                     predictions_of(baselines_name(task), predictions_dir) / kind)
         results[kind] = summary
         tables.append(per_image.assign(baseline=kind))
-    fileio.write_text(Path(metrics_dir) / "per_image" / f"baselines-{task}.csv",
+    fileio.write_text(per_image_file(baselines_name(task), metrics_dir),
                   pd.concat(tables).to_csv(index=False, float_format="%.6g"))
-    fileio.write_json(Path(metrics_dir) / f"baselines-{task}.json", results)
+    fileio.write_json(metrics_file(baselines_name(task), metrics_dir), results)
     return results

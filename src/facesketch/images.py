@@ -1,4 +1,5 @@
-"""Reading an image file: one reader for the pipeline (preprocess) and ``facesketch predict``.
+"""Image files and pixels: one reader for the pipeline (preprocess) and
+``facesketch predict``, and one grey conversion (:func:`luma`) for every module.
 
 Every image becomes H x W x 3 uint8 RGB by the same rules, so a file gives the
 same pixels whether the pipeline trains on it or a user predicts from it:
@@ -22,6 +23,17 @@ from .errors import DataError
 from .tf_runtime import _quiet_fd2 as quiet_fd2  # decoders' C-level warnings (FACESKETCH_TF_VERBOSE=1 shows them)
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+
+#: ITU-R BT.601 luma weights of R, G, B: the grey of every grey image the project computes
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma Y = 0.299 R + 0.587 G + 0.114 B of (..., 3) images, on the input's scale, unrounded.
+
+    Python-float weights: a float32 input stays float32, integers give float64.
+    """
+    return rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
 
 
 def on_white(bgra: np.ndarray) -> np.ndarray:

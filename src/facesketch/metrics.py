@@ -53,6 +53,8 @@ from scipy.spatial.distance import cdist
 from skimage.feature import graycomatrix, graycoprops
 from skimage.metrics import structural_similarity
 
+from .images import LUMA
+
 # SSIM (Wang et al. 2004) settings, shared by ssim() and the rank-1 SSIM matrix.
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # skimage's fixed truncation for gaussian_weights=True
@@ -82,7 +84,7 @@ SCOOT_ANGLES = (0.0, -np.pi / 4, -np.pi / 2, -3 * np.pi / 4)
 
 _SCHARR_X = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]], dtype=np.float64) / 16
 _SCHARR_Y = np.array([[3, 10, 3], [0, 0, 0], [-3, -10, -3]], dtype=np.float64) / 16
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = np.array(LUMA)
 _YIQ_I = np.array([0.596, -0.274, -0.322])
 _YIQ_Q = np.array([0.211, -0.523, 0.312])
 

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 from . import TASKS, fileio
 from . import models as registry
-from . import params as P
+from .params import choice, get, runtime, training
 from .errors import ParamError
+from .layout import PARAMS_CHECKED_FILE
 
-CHECKED_FILE = Path("data/params_checked.txt")
 #: the output's whole content: constant, so a passing check changes nothing downstream
 CHECKED_TEXT = ("params.yaml: every setting checked and valid (stage check_params; this text never changes, "
                 "so this file re-runs no stage)\n")
@@ -48,7 +48,7 @@ def _names(key: str, value: Any, allowed: tuple[str, ...]) -> list[str]:
 
 def models(params: dict[str, Any]) -> list[str]:
     """``models``: registered names; each one's own section, where present, a mapping."""
-    names = _names("models", P.get(params, "models"), tuple(registry.available()))
+    names = _names("models", get(params, "models"), tuple(registry.available()))
     for name in names:
         section = params.get(name)
         if section is not None and not isinstance(section, dict):
@@ -57,13 +57,13 @@ def models(params: dict[str, Any]) -> list[str]:
 
 
 def tasks(params: dict[str, Any]) -> list[str]:
-    return _names("tasks", P.get(params, "tasks"), tuple(TASKS))
+    return _names("tasks", get(params, "tasks"), tuple(TASKS))
 
 
 def data_source(params: dict[str, Any]) -> str:
     from .data.fetch import SOURCES
 
-    return P.choice("data.source", P.get(params, "data.source"), SOURCES)
+    return choice("data.source", get(params, "data.source"), SOURCES)
 
 
 def preprocess(params: dict[str, Any]) -> dict[str, bool]:
@@ -79,7 +79,7 @@ def split(params: dict[str, Any]) -> dict[str, Any]:
 
 
 #: each check raises a ParamError naming the key; the stages run the same checks again
-CHECKS: tuple[Callable[[dict[str, Any]], Any], ...] = (data_source, preprocess, split, P.training, P.runtime, models,
+CHECKS: tuple[Callable[[dict[str, Any]], Any], ...] = (data_source, preprocess, split, training, runtime, models,
                                                        tasks)
 
 
@@ -94,7 +94,7 @@ def problems(params: dict[str, Any]) -> list[str]:
     return found
 
 
-def check_params(params: dict[str, Any], out_file: Path = CHECKED_FILE) -> None:
+def check_params(params: dict[str, Any], out_file: Path = PARAMS_CHECKED_FILE) -> None:
     """Raise a ParamError listing every invalid setting; else write ``out_file`` (:data:`CHECKED_TEXT`)."""
     found = problems(params)
     if len(found) == 1:

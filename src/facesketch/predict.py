@@ -40,12 +40,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import TASKS, fileio
+from . import TASKS, fileio, layout
 from .errors import DataError, FacesketchError
 from .images import read_rgb
-from .saved import INFO_FILE, MODEL_FILE, MODELS_DIR
-
-METRICS_DIR = Path("metrics")
+from .layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg"}
@@ -146,7 +144,7 @@ def load_entry(model_dir: Path, metrics_dir: Path = METRICS_DIR) -> ModelEntry:
     if missing:
         raise FacesketchError(f"{model_dir / INFO_FILE}: lacks {', '.join(missing)}; retrain with `dvc repro`")
     name = model_dir.name
-    metrics_file = Path(metrics_dir) / f"{name}.json"
+    metrics_file = layout.metrics_file(name, metrics_dir)
     metrics = None
     if metrics_file.exists():
         try:
@@ -189,12 +187,12 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
         raise FacesketchError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
     models_dir, metrics_dir = Path(models_dir), Path(metrics_dir)
     if model:
-        name = model if model.endswith(f"-{task}") else f"{model}-{task}"
+        name = model if model.endswith(f"-{task}") else layout.run_name(model, task)
         other = next((t for t in TASKS if t != task and model.endswith(f"-{t}")), None)
         if other:
             raise ModelNotFound(f"model {model!r} is trained for task {other}, not {task}; "
                                 f"use --model {model[: -len(other) - 1]} or --task {other}")
-        model_dir = models_dir / name
+        model_dir = layout.model_dir(name, models_dir)
         if not (model_dir / INFO_FILE).exists() or not (model_dir / MODEL_FILE).exists():
             trained = [e.name for e in list_models(models_dir, metrics_dir, task, warn=lambda m: None)]
             hint = (f"trained {task} models there: {', '.join(trained)}" if trained
@@ -224,12 +222,6 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
 
 
 # --- reading and writing images ----------------------------------------------------------------
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB, read exactly as the pipeline reads its data
-    (:func:`facesketch.images.read_rgb`). Raises DataError naming the file."""
-    return read_rgb(path)
 
 
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -325,7 +317,7 @@ def skip_unreadable(files: list[Path], report: Callable[[str], None]) -> tuple[l
     problems: list[str] = []
     for i, f in enumerate(files):
         try:
-            read_image(f)
+            read_rgb(f)
         except FacesketchError as exc:
             problems.append(str(exc))
             report(str(exc))
@@ -533,7 +525,7 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
             items = []  # (destination, picture, its aligned faces)
             for f, dest in zip(files[start:start + step], targets[start:start + step]):
                 try:
-                    image = read_image(f)
+                    image = read_rgb(f)
                     faces = find_faces(image, geometry, predictor.size) if align else []
                 except FacesketchError as exc:
                     fail(str(exc))

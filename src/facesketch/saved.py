@@ -1,14 +1,11 @@
-"""A trained model on disk: ``models/<model>-<task>/`` holds ``model.keras`` (the
-inference network) and ``info.json`` (how it was trained). TensorFlow is
-imported only to load one."""
+"""Loading a trained model from disk (``models/<model>-<task>/``, see
+:mod:`facesketch.layout`). TensorFlow is imported only to load one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-MODELS_DIR = Path("models")
-MODEL_FILE = "model.keras"
-INFO_FILE = "info.json"
+from .layout import MODEL_FILE
 
 
 def load_predictor(model_dir: Path):

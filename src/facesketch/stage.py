@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from . import TASKS
 from .errors import FacesketchError
 from .params import load_params
 
@@ -34,7 +35,8 @@ def run(main: Callable[[argparse.Namespace, dict[str, Any]], str | None], *,
         print(f"{message} ({time.time() - t0:.1f} s)")
 
 
+TASK = (["--task"], {"required": True, "choices": list(TASKS), "help": "f2s: photo->sketch, s2f: sketch->photo"})
 MODEL_TASK = [
     (["--model"], {"required": True, "help": "model name from the registry (params.yaml: models)"}),
-    (["--task"], {"required": True, "choices": ["f2s", "s2f"], "help": "f2s: photo->sketch, s2f: sketch->photo"}),
+    TASK,
 ]

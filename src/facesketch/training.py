@@ -23,21 +23,20 @@ from typing import Any
 
 from . import __version__, estimate, fileio, losses, tf_runtime
 from . import models as registry
-from . import params as P
+from .params import LOSSES, OPTIMIZERS, choice
+from .params import runtime as runtime_settings, task as check_task, training as training_settings
 from . import tracking
-from .data import PROCESSED_FILE, SPLIT_FILE
 from .data.dataset import load_task, to_float, train_photos
 from .errors import DataError, Interrupted
-from .saved import INFO_FILE, MODEL_FILE, MODELS_DIR
+from .layout import (CHECKPOINT_ROOT, HISTORY_DIR, INFO_FILE, MODEL_FILE, MODELS_DIR, PROCESSED_FILE, SPLIT_FILE,
+                     history_file, model_dir, run_name)
 
-CHECKPOINT_ROOT = Path("checkpoints")
-HISTORY_DIR = Path("metrics/history")
 
 
 def make_optimizer(name: str, learning_rate: float, **kwargs):
     import keras
 
-    P.choice("optimizer", name, P.OPTIMIZERS)
+    choice("optimizer", name, OPTIMIZERS)
     cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[name]
     return cls(learning_rate=learning_rate, **kwargs)
 
@@ -45,7 +44,7 @@ def make_optimizer(name: str, learning_rate: float, **kwargs):
 def make_loss(name: str):
     import keras
 
-    P.choice("loss", name, P.LOSSES)
+    choice("loss", name, LOSSES)
     return {
         "mae": keras.losses.MeanAbsoluteError(),
         "mse": keras.losses.MeanSquaredError(),
@@ -240,11 +239,11 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
 def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[str, Any], *,
            processed_file: Path, split_file: Path, models_dir: Path, history_dir: Path,
            checkpoint_root: Path, verbose: int | str) -> dict[str, Any]:
-    P.task(task)
-    training = P.training(params)
-    runtime = P.runtime(params)
+    check_task(task)
+    training = training_settings(params)
+    runtime = runtime_settings(params)
     cfg = registry.config(model_name, params)
-    mod = registry.module(model_name)
+    model_spec = registry.spec(model_name)
     tf_runtime.init(training["seed"])
     import keras
 
@@ -256,12 +255,12 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     keras.mixed_precision.set_dtype_policy(policy)  # set every time: one process may train several models
     with strategy.scope():
         model = registry.build(model_name, size, params)
-        if hasattr(mod, "prepare"):  # data-dependent initialisation (a checkpoint restore below overrides it)
-            mod.prepare(model, to_float(train_set.inputs), to_float(train_set.targets), cfg)
+        # data-dependent initialisation (a checkpoint restore below overrides it)
+        model_spec.prepare(model, to_float(train_set.inputs), to_float(train_set.targets), cfg)
         total_steps = training["epochs"] * losses.steps_per_epoch(len(train_set.ids), training["batch_size"],
                                                                   strategy.num_replicas_in_sync)
-        getattr(mod, "compile_model", compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"],
-                                                     total_steps=total_steps)
+        (model_spec.compile_model or compile_model)(model, training, cfg, jit_compile=runtime["jit_compile"],
+                                                    total_steps=total_steps)
     replicas = strategy.num_replicas_in_sync
     if len(train_set.ids) < replicas:
         raise DataError(f"{split_file}: {len(train_set.ids)} training pairs cannot feed {replicas} replicas")
@@ -270,7 +269,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     val_data = (make_dataset(val_set.inputs, val_set.targets, training["batch_size"], replicas=replicas)
                 if len(val_set.ids) >= replicas and val_set.ids else None)
 
-    name = f"{model_name}-{task}"
+    name = run_name(model_name, task)
     # jit_compile and precision change the arithmetic; the device layout and checkpoint interval do not
     fp = fingerprint(model_name, task, {**training, "jit_compile": runtime["jit_compile"], "precision": policy},
                      cfg, [processed_file, split_file])
@@ -341,14 +340,14 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return info
     info["face_geometry"] = face_geometry(processed_file, split_file, size).to_info()
-    out_dir = Path(models_dir) / name
+    out_dir = model_dir(name, models_dir)
     with fileio.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
         fileio.write_json(tmp / INFO_FILE, info)
-    history_file = Path(history_dir) / f"{name}.csv"
-    fileio.write_text(history_file, history_csv(history))
+    history_path = history_file(name, history_dir)
+    fileio.write_text(history_path, history_csv(history))
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
-    tracker.log_artifact(history_file, "history")
+    tracker.log_artifact(history_path, "history")
     tracker.log_model(predictor, to_float(train_set.inputs[:1]))
     tracker.end("FINISHED")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: nothing left to resume
@@ -357,12 +356,12 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
 
 def _finished(training_params: dict[str, Any]):
     """Whether a model folder holds a model trained with these training settings."""
-    def done(model_dir: Path) -> bool:
+    def done(folder: Path) -> bool:
         try:
-            info = fileio.read_json(model_dir / INFO_FILE)
+            info = fileio.read_json(folder / INFO_FILE)
         except (OSError, ValueError):
             return False
-        return info.get("training") == training_params and (model_dir / MODEL_FILE).exists()
+        return info.get("training") == training_params and (folder / MODEL_FILE).exists()
     return done
 
 
@@ -371,7 +370,7 @@ def _pending_others(params: dict[str, Any], model_name: str, name: str, size: in
     models, tasks = params.get("models") or [], params.get("tasks") or []
     try:
         pending = estimate.pending_stages([m for m in models if m in registry.REGISTRY], list(tasks), name,
-                                          models_dir, _finished(P.training(params)))
+                                          models_dir, _finished(training_settings(params)))
         return estimate.relative_flops(pending, model_name, size, params)
     except Exception as exc:  # noqa: BLE001 - an estimate must never stop training
         print(f"{name}: (no estimate for the other stages: {exc})", file=sys.stderr)
@@ -380,18 +379,18 @@ def _pending_others(params: dict[str, Any], model_name: str, name: str, size: in
 def face_geometry(processed_file: Path, split_file: Path, size: int):
     """Where the landmarks sit in the training photos (facesketch.faces.geometry), measured with the
     face detector; the CUHK default when the images are too small to measure or no detector works."""
-    from .faces import geometry as G
+    from .faces import geometry
 
     photos, sizes = train_photos(processed_file, split_file)
-    aspect = G.training_aspect(sizes)
-    if size < G.MIN_MEASURE_SIZE:
-        return G.cuhk_default(f"training images are {size} px, too small to measure (under {G.MIN_MEASURE_SIZE})",
-                              len(photos), 0)
-    from .faces import detect as D
+    aspect = geometry.training_aspect(sizes)
+    if size < geometry.MIN_MEASURE_SIZE:
+        return geometry.cuhk_default(
+            f"training images are {size} px, too small to measure (under {geometry.MIN_MEASURE_SIZE})", len(photos), 0)
+    from .faces import detect
 
     try:
-        return G.measure_geometry(photos, aspect, D.detect_faces)
+        return geometry.measure_geometry(photos, aspect, detect.detect_faces)
     except Exception as exc:  # noqa: BLE001 - the model is trained: never lose it to the detector; say why
-        reason = str(exc) if isinstance(exc, D.DetectorUnavailable) else f"face detection failed ({type(exc).__name__}: {exc})"
+        reason = str(exc) if isinstance(exc, detect.DetectorUnavailable) else f"face detection failed ({type(exc).__name__}: {exc})"
         print(f"warning: {reason}; storing the CUHK default face geometry", file=sys.stderr)
-        return G.cuhk_default(reason, len(photos), 0)
+        return geometry.cuhk_default(reason, len(photos), 0)

@@ -2,7 +2,7 @@
 
 The contract between stages (paths relative to the repository root):
 
-- ``data/raw/``: what ``fetch`` leaves: image files anywhere below it and
+- ``data/raw/`` (:mod:`facesketch.layout` spells these paths): what ``fetch`` leaves: image files anywhere below it and
   ``data/raw/pairs.csv`` with columns ``pair_id, photo, sketch, subset``
   (photo/sketch paths relative to ``data/raw``; subset is ``train`` or
   ``test`` for the archive a pair came from, used by ``split.protocol: cuhk``).
@@ -11,10 +11,9 @@ The contract between stages (paths relative to the repository root):
 - ``data/split/split.json``: ``train``, ``val`` and ``test`` lists of pair ids.
 """
 
-from pathlib import Path
+# The paths are spelled in facesketch.layout; named here too for modules not yet importing them from there
+from ..layout import MANIFEST_NAME, PROCESSED_FILE, RAW_DIR, SPLIT_FILE
 
-RAW_DIR = Path("data/raw")
-MANIFEST_NAME = "pairs.csv"
-PROCESSED_FILE = Path("data/processed/pairs.npz")
-SPLIT_FILE = Path("data/split/split.json")
 MANIFEST_COLUMNS = ("pair_id", "photo", "sketch", "subset")
+
+__all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "PROCESSED_FILE", "RAW_DIR", "SPLIT_FILE"]

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from .. import params as P
+from ..params import get, number
 from ..errors import DataError, ParamError
 from . import archives, pairing
 from .manifest import Pair, write_manifest
@@ -52,7 +52,7 @@ class Archive:
 # --------------------------------------------------------------------------- params
 
 def _strict(params: dict[str, Any]) -> bool:
-    strict = P.get(params, "data").get("strict", True)
+    strict = get(params, "data").get("strict", True)
     if not isinstance(strict, bool):
         raise ParamError(f"params.yaml: data.strict={strict!r} is not valid; expected true or false")
     return strict
@@ -70,7 +70,7 @@ def _subsets(cfg: dict[str, Any]) -> list[str]:
 
 def cuhk_archives(params: dict[str, Any]) -> tuple[list[Archive], dict[str, Any]]:
     """The archives of ``data.cuhk`` for the subsets asked for, checked; and the section itself."""
-    cfg = P.get(params, "data.cuhk")
+    cfg = get(params, "data.cuhk")
     table = cfg.get("archives")
     if not isinstance(table, dict):
         raise ParamError("params.yaml: data.cuhk.archives: expected a mapping train_photo/train_sketch/"
@@ -238,8 +238,8 @@ def fetch_cuhk(params: dict[str, Any], out_dir: Path, download_dir: Path | None 
     """Source ``cuhk``: download (or reuse) the archives, extract, pair."""
     archs, cfg = cuhk_archives(params)
     download_dir = Path(download_dir or cfg.get("download_dir") or "data/downloads")
-    retries = int(P.number("data.cuhk.retries", cfg.get("retries", 2), minimum=0, maximum=10, integer=True))
-    timeout = float(P.number("data.cuhk.timeout", cfg.get("timeout", 60), minimum=0, exclusive_min=True))
+    retries = int(number("data.cuhk.retries", cfg.get("retries", 2), minimum=0, maximum=10, integer=True))
+    timeout = float(number("data.cuhk.timeout", cfg.get("timeout", 60), minimum=0, exclusive_min=True))
     page = cfg.get("page") or PAGE
     for a in archs:
         if not a.url:
@@ -253,7 +253,7 @@ def fetch_cuhk(params: dict[str, Any], out_dir: Path, download_dir: Path | None 
 def fetch_archive_dir(params: dict[str, Any], out_dir: Path, archive_dir: Path | None = None) -> int:
     """Source ``archive_dir``: the same archives, already in a folder; nothing is downloaded."""
     archs, _ = cuhk_archives(params)
-    folder = archive_dir or P.get(params, "data").get("archive_dir")
+    folder = archive_dir or get(params, "data").get("archive_dir")
     if not folder:
         raise ParamError("params.yaml: data.archive_dir is not set: the folder holding "
                          + ", ".join(a.file for a in archs))
@@ -263,7 +263,7 @@ def fetch_archive_dir(params: dict[str, Any], out_dir: Path, archive_dir: Path |
 
 def fetch_folder(params: dict[str, Any], out_dir: Path, folder: Path | None = None) -> int:
     """Source ``folder``: ``photos/`` + ``sketches/`` (or ``train/`` and ``test/`` holding both), copied in."""
-    cfg = P.get(params, "data").get("folder") or {}
+    cfg = get(params, "data").get("folder") or {}
     root = folder or cfg.get("path")
     if not root:
         raise ParamError("params.yaml: data.folder.path is not set: the folder holding photos/ and sketches/")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import TASKS, fileio
 from ..errors import DataError
-from . import PROCESSED_FILE, SPLIT_FILE
-from .. import fileio
+from ..layout import PROCESSED_FILE, SPLIT_FILE
 
 
 @dataclass
@@ -33,7 +33,7 @@ def task_arrays(photos: np.ndarray, sketches: np.ndarray, task: str) -> tuple[np
         return photos, sketches
     if task == "s2f":
         return sketches, photos
-    raise DataError(f"unknown task {task!r}; expected f2s or s2f")
+    raise DataError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
 
 
 def load_task(task: str, part: str, processed_file: Path = PROCESSED_FILE, split_file: Path = SPLIT_FILE) -> TaskData:

@@ -6,17 +6,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import fileio
-from .. import params as P
+from ..params import get, number
 from ..errors import ParamError
-from . import RAW_DIR
+from ..layout import RAW_DIR
 
 
 def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
     from .synthetic import generate_dataset
 
-    cfg = P.get(params, "data.synthetic")
-    count = int(P.number("data.synthetic.count", cfg.get("count"), minimum=2, integer=True))
-    seed = int(P.number("data.synthetic.seed", cfg.get("seed"), minimum=0, integer=True))
+    cfg = get(params, "data.synthetic")
+    count = int(number("data.synthetic.count", cfg.get("count"), minimum=2, integer=True))
+    seed = int(number("data.synthetic.seed", cfg.get("seed"), minimum=0, integer=True))
     return len(generate_dataset(out_dir, count=count, seed=seed))
 
 
@@ -49,7 +49,7 @@ SOURCES: dict[str, Callable[[dict[str, Any], Path], int]] = {
 
 
 def fetch(params: dict[str, Any], raw_dir: Path = RAW_DIR) -> int:
-    source = P.get(params, "data.source")
+    source = get(params, "data.source")
     if source not in SOURCES:
         raise ParamError(
             f"params.yaml: data.source={source!r} is not available; expected one of: {', '.join(SOURCES)}"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .. import fileio
 from ..errors import DataError
-from . import MANIFEST_COLUMNS, MANIFEST_NAME
+from ..layout import MANIFEST_NAME
+from . import MANIFEST_COLUMNS
 
 
 @dataclass(frozen=True)

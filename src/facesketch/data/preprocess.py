@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from .. import fileio
 from ..images import read_rgb  # the reader `facesketch predict` uses too: same pixels
-from .. import params as P
+from ..params import image_size
 from ..errors import ParamError
-from . import PROCESSED_FILE, RAW_DIR
+from ..layout import PROCESSED_FILE, RAW_DIR
 from . import cleaning
 from .manifest import read_manifest
 
@@ -75,7 +75,7 @@ def clean_pair(photo: np.ndarray, sketch: np.ndarray, opts: dict[str, bool]) -> 
 
 
 def preprocess(params: dict[str, Any], raw_dir: Path = RAW_DIR, out_file: Path = PROCESSED_FILE) -> int:
-    size = P.image_size(params)
+    size = image_size(params)
     opts = cleaning_options(params)
     raw_dir, out_file = Path(raw_dir), Path(out_file)
     pairs = read_manifest(raw_dir)

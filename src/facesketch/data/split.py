@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import fileio
-from .. import params as P
+from ..params import choice, get, number
 from ..errors import DataError, ParamError
-from . import PROCESSED_FILE, SPLIT_FILE
+from ..layout import PROCESSED_FILE, SPLIT_FILE
 
 PROTOCOLS = ("random", "cuhk")
 _IMAGE_NUMBER = re.compile(r"-\d+$")
@@ -41,7 +41,7 @@ def _hold_out(ids: list[str], fraction: float, rng: np.random.Generator, *, at_l
 def make_split(ids: list[str], subsets: list[str], *, protocol: str, test_fraction: float,
                val_fraction: float, seed: int) -> dict[str, Any]:
     """Deterministic for the same arguments; train, val and test never share an identity."""
-    P.choice("split.protocol", protocol, PROTOCOLS)
+    choice("split.protocol", protocol, PROTOCOLS)
     order = sorted(range(len(ids)), key=lambda k: ids[k])
     ids = [ids[k] for k in order]
     subsets = [subsets[k] for k in order]
@@ -64,14 +64,14 @@ def make_split(ids: list[str], subsets: list[str], *, protocol: str, test_fracti
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:
     """The ``split:`` keys, checked: make_split's keyword arguments."""
-    cfg = P.get(params, "split")
+    cfg = get(params, "split")
     if not isinstance(cfg, dict):
         raise ParamError("params.yaml: split: expected a mapping (protocol, test_fraction, val_fraction, seed)")
     return {
-        "protocol": P.choice("split.protocol", cfg.get("protocol"), PROTOCOLS),
-        "test_fraction": float(P.number("split.test_fraction", cfg.get("test_fraction"), minimum=0, maximum=0.9)),
-        "val_fraction": float(P.number("split.val_fraction", cfg.get("val_fraction"), minimum=0, maximum=0.9)),
-        "seed": int(P.number("split.seed", cfg.get("seed"), minimum=0, integer=True)),
+        "protocol": choice("split.protocol", cfg.get("protocol"), PROTOCOLS),
+        "test_fraction": float(number("split.test_fraction", cfg.get("test_fraction"), minimum=0, maximum=0.9)),
+        "val_fraction": float(number("split.val_fraction", cfg.get("val_fraction"), minimum=0, maximum=0.9)),
+        "seed": int(number("split.seed", cfg.get("seed"), minimum=0, integer=True)),
     }
 
 

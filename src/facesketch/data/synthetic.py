@@ -17,13 +17,14 @@ import cv2
 import numpy as np
 
 from .. import fileio
+from ..images import LUMA
 from .manifest import Pair, write_manifest
 
 REF_W, REF_H = 200, 250   # the geometry below is in this frame, scaled to the output size
 TRAIN_SHARE = 88 / 188    # CUHK student set: 88 training and 100 testing pairs
 JPEG_QUALITY = 95
 _SHIFT = 4                # fractional bits of the coordinates given to cv2 drawing calls
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(LUMA, np.float32)
 _SCLERA = np.array([0.92, 0.9, 0.88], np.float32).reshape(3, 1, 1)
 _BLUSH = np.array([0.1, -0.04, -0.02], np.float32).reshape(3, 1, 1)   # added to the cheeks' RGB
 

@@ -1,21 +1,11 @@
 """Model registry: every model is found by name.
 
 Adding a model is one new module in this package plus one line in
-``REGISTRY``. A model module defines:
-
-- ``DEFAULTS``: its own settings (overridable under its name in params.yaml);
-- ``build(image_size, cfg) -> keras.Model``: inputs and outputs are
-  ``image_size x image_size x 3`` floats in [0, 1];
-- optionally ``prepare(model, inputs, targets, cfg)``: data-dependent
-  initialisation before training (e.g. the output bias at the targets' mean);
-- optionally ``compile_model(model, training, cfg)``: for models with their
-  own optimizers or losses (the GAN); otherwise the shared one in
-  :mod:`facesketch.training` applies ``optimizer``, ``learning_rate`` and
-  ``loss`` from params.yaml;
-- optionally, on the returned model, ``predictor()``: a plain functional model
-  from input image to output image, the part saved for inference (the GAN's
-  generator, the VAE's deterministic path). Without it, the model itself is
-  saved.
+``REGISTRY``. The module defines ``SPEC``, a :class:`~.spec.ModelSpec`: how to
+build the model, its default settings (overridable under its name in
+params.yaml), and optionally how to prepare and compile it. Settings are
+checked once, here in :func:`config`: the shared ones by their common rule
+(:data:`~.spec.SHARED_SETTINGS`), then the model's own by ``SPEC.check``.
 
 Modules are imported lazily so that listing names does not import TensorFlow.
 """
@@ -27,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ParamError
+from .spec import ModelSpec, SeparatePredictor, check_shared
 
 REGISTRY: dict[str, str] = {
     "dense": "facesketch.models.dense",
@@ -50,10 +41,18 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(REGISTRY[name])
 
 
+def spec(name: str) -> ModelSpec:
+    """The :class:`~.spec.ModelSpec` of model ``name`` (a ParamError naming the choices if there is no such model)."""
+    found = getattr(module(name), "SPEC", None)
+    if not isinstance(found, ModelSpec):
+        raise TypeError(f"{REGISTRY[name]} defines no SPEC (a facesketch.models.spec.ModelSpec)")
+    return found
+
+
 def config(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The model's own settings: its DEFAULTS updated by params.yaml's section of that name."""
-    mod = module(name)
-    cfg = dict(getattr(mod, "DEFAULTS", {}))
+    """The model's own settings, checked: its defaults updated by params.yaml's section of that name."""
+    model_spec = spec(name)
+    cfg = dict(model_spec.defaults)
     section = (params or {}).get(name) or {}
     if not isinstance(section, dict):
         raise ParamError(f"params.yaml: '{name}' should be a mapping of that model's settings")
@@ -64,16 +63,18 @@ def config(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
             f"expected: {', '.join(sorted(cfg)) or '(none)'}"
         )
     cfg.update(section)
-    return cfg
+    return model_spec.check(check_shared(name, cfg))
 
 
 def build(name: str, image_size: int, params: dict[str, Any] | None = None):
     """Build (uncompiled) the model ``name`` for square RGB images of ``image_size``."""
     if image_size % 32 or image_size < 32:
         raise ParamError(f"image_size={image_size} is not valid; expected a multiple of 32, at least 32")
-    return module(name).build(image_size, config(name, params))
+    cfg = config(name, params)
+    return spec(name).build(image_size, cfg)
 
 
 def predictor(model):
-    """The inference part of a trained model (see module doc)."""
-    return model.predictor() if hasattr(model, "predictor") else model
+    """The inference part of a trained model: its ``predictor()`` (a
+    :class:`~.spec.SeparatePredictor`), or the model itself."""
+    return model.predictor() if isinstance(model, SeparatePredictor) else model

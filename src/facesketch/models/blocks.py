@@ -27,18 +27,6 @@ def conv_bn_lrelu(x, filters: int, *, strides: int = 1, alpha: float = 0.2, name
     return layers.LeakyReLU(negative_slope=alpha, name=None if name is None else f"{name}_lrelu")(x)
 
 
-OUTPUT_BIAS = ("target_mean", "zero")
-
-
-def check_output_bias(model: str, value) -> str:
-    from ..errors import ParamError
-
-    if value not in OUTPUT_BIAS:
-        raise ParamError(f"params.yaml: {model}.output_bias={value!r} is not valid; "
-                         f"expected one of: {', '.join(OUTPUT_BIAS)}")
-    return value
-
-
 def init_output_bias(model: keras.Model, targets, how: str) -> None:
     """Start the sigmoid output at the training targets' mean colour ('target_mean') or at 0.5 ('zero').
 
@@ -90,11 +78,9 @@ def replica_share(loss):
     return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
-NORMS = ("batch", "instance", "group", "none")
-
-
 def normalization(kind: str, name: str | None = None, channels: int | None = None):
-    """A normalisation layer, or None for 'none' (the caller skips it).
+    """A normalisation layer, or None for 'none' (the caller skips it). ``kind`` is one of
+    :data:`.spec.NORMS`, checked with the model's settings (registry ``config``).
 
     'batch': BatchNormalization (batch statistics in training, moving ones at inference);
     'instance': GroupNormalization with one group per channel; 'group': GroupNormalization
@@ -102,10 +88,6 @@ def normalization(kind: str, name: str | None = None, channels: int | None = Non
     """
     import math
 
-    from ..errors import ParamError
-
-    if kind not in NORMS:
-        raise ParamError(f"params.yaml: norm={kind!r} is not valid; expected one of: {', '.join(NORMS)}")
     if kind == "batch":
         return layers.BatchNormalization(name=name)
     if kind == "instance":
@@ -114,7 +96,9 @@ def normalization(kind: str, name: str | None = None, channels: int | None = Non
         if channels is None:
             raise ValueError("normalization('group') needs the number of channels")
         return layers.GroupNormalization(groups=math.gcd(8, channels), name=name)
-    return None
+    if kind == "none":
+        return None
+    raise ValueError(f"normalization kind {kind!r} unknown (the model's settings were not checked)")
 
 
 def conv_lrelu(x, filters: int, *, strides: int = 1, alpha: float = 0.2, norm: str = "none",
@@ -136,11 +120,3 @@ def to_unit(x, name: str | None = None):
     """[-1, 1] (e.g. a tanh output) -> [0, 1]."""
     return layers.Rescaling(0.5, offset=0.5, name=name, dtype=OUTPUT_DTYPE)(x)
 
-
-def check_number(model: str, key: str, value, *, minimum: float | None = None, maximum: float | None = None,
-                 integer: bool = False, exclusive_min: bool = False):
-    """A model setting checked like the top-level ones (ParamError naming ``model.key``)."""
-    from ..params import number
-
-    return number(f"{model}.{key}", value, minimum=minimum, maximum=maximum, integer=integer,
-                  exclusive_min=exclusive_min)

@@ -15,35 +15,23 @@ test MAE 0.147 with 0.99, 0.049 with 0.9, 0.049 with batch statistics).
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
-from keras import layers
 
-from .blocks import check_number, check_output_bias, conv_bn_lrelu, image_input, image_output, init_output_bias
-from .conv import ENCODER
+from .blocks import conv_bn_lrelu
+from .conv import autoencoder, prepare  # prepare: the output bias as conv's (see blocks.init_output_bias)
+from .spec import ModelSpec, check_number
 
-DEFAULTS = {"alpha": 0.2, "momentum": 0.9, "output_bias": "target_mean"}
+
+def check(cfg: dict) -> dict:
+    return {**cfg, "momentum": float(check_number("conv_bn", "momentum", cfg["momentum"], minimum=0, maximum=1))}
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:
-    alpha = float(check_number("conv_bn", "alpha", cfg["alpha"], minimum=0, maximum=1))
-    momentum = float(check_number("conv_bn", "momentum", cfg["momentum"], minimum=0, maximum=1))
-    check_output_bias("conv_bn", cfg["output_bias"])
-    inputs = image_input(image_size)
-    x = conv_bn_lrelu(inputs, 16, alpha=alpha, momentum=momentum)
-    x = layers.MaxPooling2D(2)(x)
-    x = conv_bn_lrelu(x, 64, strides=2, alpha=alpha, momentum=momentum)
-    x = layers.MaxPooling2D(2)(x)
-    for filters in ENCODER:
-        x = conv_bn_lrelu(x, filters, alpha=alpha, momentum=momentum)
-    x = layers.UpSampling2D(2)(x)
-    x = conv_bn_lrelu(x, 256, alpha=alpha, momentum=momentum)
-    x = conv_bn_lrelu(x, 128, alpha=alpha, momentum=momentum)
-    x = layers.UpSampling2D(2)(x)
-    x = conv_bn_lrelu(x, 64, alpha=alpha, momentum=momentum)
-    x = layers.UpSampling2D(2)(x)
-    x = conv_bn_lrelu(x, 32, alpha=alpha, momentum=momentum)
-    return keras.Model(inputs, image_output(x), name="conv_bn")
+    block = partial(conv_bn_lrelu, alpha=cfg["alpha"], momentum=cfg["momentum"])
+    return autoencoder(image_size, block, "conv_bn")
 
 
-def prepare(model: keras.Model, inputs, targets, cfg: dict) -> None:
-    init_output_bias(model, targets, cfg["output_bias"])  # as conv (see blocks.init_output_bias)
+SPEC = ModelSpec(build=build, defaults={"alpha": 0.2, "momentum": 0.9, "output_bias": "target_mean"}, check=check,
+                 prepare=prepare)

@@ -11,18 +11,20 @@ import keras
 from keras import layers
 
 from ..errors import ParamError
-from .blocks import OUTPUT_DTYPE, check_output_bias, image_input, init_output_bias
+from .blocks import OUTPUT_DTYPE, image_input, init_output_bias
+from .spec import ModelSpec, check_number
 
-DEFAULTS = {"size": 256, "latent_dim": 32, "output_bias": "target_mean"}
+
+def check(cfg: dict) -> dict:
+    size = int(check_number("dense", "size", cfg["size"], minimum=8, integer=True))
+    if size % 8:
+        raise ParamError(f"params.yaml: dense.size={size} is not valid; expected a multiple of 8, at least 8")
+    return {**cfg, "size": size,
+            "latent_dim": int(check_number("dense", "latent_dim", cfg["latent_dim"], minimum=1, integer=True))}
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:
-    size, latent = int(cfg["size"]), int(cfg["latent_dim"])
-    if size < 8 or size % 8:
-        raise ParamError(f"params.yaml: dense.size={size} is not valid; expected a multiple of 8, at least 8")
-    if latent < 1:
-        raise ParamError(f"params.yaml: dense.latent_dim={latent} is not valid; expected >= 1")
-    check_output_bias("dense", cfg["output_bias"])
+    size, latent = cfg["size"], cfg["latent_dim"]
     widths = (size, size // 2, size // 4, size // 8)
     inputs = image_input(image_size)
     x = layers.Flatten()(inputs)
@@ -38,3 +40,7 @@ def build(image_size: int, cfg: dict) -> keras.Model:
 
 def prepare(model: keras.Model, inputs, targets, cfg: dict) -> None:
     init_output_bias(model, targets, cfg["output_bias"])  # as conv (see blocks.init_output_bias)
+
+
+SPEC = ModelSpec(build=build, defaults={"size": 256, "latent_dim": 32, "output_bias": "target_mean"}, check=check,
+                 prepare=prepare)

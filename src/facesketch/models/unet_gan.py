@@ -42,9 +42,9 @@ import math
 import keras
 from keras import layers, ops
 
-from ..errors import ParamError
 from ..losses import reconstruction
-from .blocks import NORMS, OUTPUT_DTYPE, check_number, image_input, normalization, replica_share, to_signed, to_unit
+from .blocks import OUTPUT_DTYPE, image_input, normalization, replica_share, to_signed, to_unit
+from .spec import ModelSpec, check_number
 
 DEFAULTS = {
     "g_learning_rate": 2.0e-4,
@@ -57,9 +57,8 @@ DEFAULTS = {
     "norm": "instance",
 }
 
-def _check(cfg: dict) -> dict:
-    if cfg["norm"] not in NORMS:
-        raise ParamError(f"params.yaml: unet_gan.norm={cfg['norm']!r} is not valid; expected one of: {', '.join(NORMS)}")
+def check(cfg: dict) -> dict:
+    """The GAN's own settings checked and typed (``norm``: the shared rule, already checked)."""
     return {
         "g_learning_rate": float(check_number("unet_gan", "g_learning_rate", cfg["g_learning_rate"], minimum=0, exclusive_min=True)),
         "d_learning_rate": float(check_number("unet_gan", "d_learning_rate", cfg["d_learning_rate"], minimum=0, exclusive_min=True)),
@@ -130,11 +129,11 @@ def discriminator(image_size: int, cfg: dict) -> keras.Model:
 
 
 class Pix2Pix(keras.Model):
-    """Generator + discriminator with the pix2pix ``train_step``. ``call(x)`` = generator."""
+    """Generator + discriminator with the pix2pix ``train_step``. ``call(x)`` = generator.
+    ``cfg``: checked settings (``facesketch.models.config``)."""
 
     def __init__(self, image_size: int, cfg: dict, **kwargs):
         super().__init__(name="unet_gan", **kwargs)
-        cfg = _check(cfg)
         self.lambda_l1 = cfg["lambda_l1"]
         self.generator = generator(image_size, cfg)
         self.discriminator = discriminator(image_size, cfg)
@@ -226,7 +225,6 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     """
     from ..losses import learning_rate
 
-    cfg = _check(cfg)
     schedule = training.get("lr_schedule", "constant")
     model.ssim_weight = float(training.get("ssim_weight", 0.0))
     g_opt = keras.optimizers.Adam(learning_rate=learning_rate(cfg["g_learning_rate"], schedule, total_steps),
@@ -239,3 +237,6 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     g_opt.build(model.generator.trainable_variables)
     d_opt.build(model.discriminator.trainable_variables)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)
+
+
+SPEC = ModelSpec(build=build, defaults=DEFAULTS, check=check, compile_model=compile_model)

@@ -46,7 +46,8 @@ import keras
 from keras import layers, ops
 
 from ..errors import ParamError
-from .blocks import NORMS, check_number, conv_lrelu, image_input, image_output, replica_share
+from .blocks import conv_lrelu, image_input, image_output, replica_share
+from .spec import ModelSpec, check_number
 
 DEFAULTS = {
     "filters": [32, 64, 128, 256, 256],
@@ -60,13 +61,8 @@ DEFAULTS = {
 }
 
 
-def check_norm(norm) -> str:
-    if norm not in NORMS:
-        raise ParamError(f"params.yaml: vae.norm={norm!r} is not valid; expected one of: {', '.join(NORMS)}")
-    return norm
-
-
-def _check(cfg: dict) -> dict:
+def check(cfg: dict) -> dict:
+    """The VAE's own settings checked and typed (``alpha`` and ``norm``: the shared rules, already checked)."""
     filters = cfg["filters"]
     if not isinstance(filters, (list, tuple)) or not 2 <= len(filters) <= 6:
         raise ParamError(f"params.yaml: vae.filters={filters!r} is not valid; expected a list of 2 to 6 widths "
@@ -74,14 +70,13 @@ def _check(cfg: dict) -> dict:
     for f in filters:
         check_number("vae", "filters", f, minimum=1, integer=True)
     return {
+        **cfg,
         "filters": [int(f) for f in filters],
         "posterior_filters": int(check_number("vae", "posterior_filters", cfg["posterior_filters"], minimum=1, integer=True)),
         "latent_channels": int(check_number("vae", "latent_channels", cfg["latent_channels"], minimum=1, integer=True)),
         "kl_weight": float(check_number("vae", "kl_weight", cfg["kl_weight"], minimum=0)),
         "kl_warmup_steps": int(check_number("vae", "kl_warmup_steps", cfg["kl_warmup_steps"], minimum=0, integer=True)),
         "predictor_weight": float(check_number("vae", "predictor_weight", cfg["predictor_weight"], minimum=0)),
-        "alpha": float(check_number("vae", "alpha", cfg["alpha"], minimum=0, maximum=1)),
-        "norm": check_norm(cfg["norm"]),
     }
 
 
@@ -122,11 +117,11 @@ def _decoder(image_size: int, filters: list[int], alpha: float, norm: str) -> ke
 
 
 class ConditionalVAE(keras.Model):
-    """See the module doc. ``call(x)`` is the deterministic predictor (z = 0)."""
+    """See the module doc. ``call(x)`` is the deterministic predictor (z = 0).
+    ``cfg``: checked settings (``facesketch.models.config``)."""
 
     def __init__(self, image_size: int, cfg: dict, **kwargs):
         super().__init__(name="vae", **kwargs)
-        cfg = _check(cfg)
         filters, alpha, norm = cfg["filters"], cfg["alpha"], cfg["norm"]
         if image_size % 2 ** (len(filters) - 1):
             raise ParamError(f"params.yaml: vae.filters has {len(filters)} levels, too many for image_size={image_size}")
@@ -236,3 +231,6 @@ class ConditionalVAE(keras.Model):
 
 def build(image_size: int, cfg: dict) -> keras.Model:
     return ConditionalVAE(image_size, cfg)
+
+
+SPEC = ModelSpec(build=build, defaults=DEFAULTS, check=check)

@@ -1,0 +1,49 @@
+"""facesketch.layout spells the pipeline's paths once; dvc.yaml declares the same ones."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facesketch import layout
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = layout.run_name("${item.model}", "${item.task}")  # a matrix stage's name, as dvc.yaml writes it
+BASELINES = layout.baselines_name("${item.task}")
+
+
+def declared(stage: str, kind: str) -> set[str]:
+    """The paths a dvc.yaml stage declares under ``kind`` (outs, metrics, deps), without their options."""
+    entries = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage].get(kind) or []
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries}
+
+
+@pytest.mark.parametrize(("stage", "kind", "path"), [
+    ("check_params", "outs", layout.PARAMS_CHECKED_FILE),
+    ("fetch", "outs", layout.RAW_DIR),
+    ("preprocess", "outs", layout.PROCESSED_FILE.parent),
+    ("split", "outs", layout.SPLIT_FILE.parent),
+    ("train", "outs", layout.model_dir(NAME)),
+    ("train", "outs", layout.history_file(NAME)),
+    ("baselines", "metrics", layout.metrics_file(BASELINES)),
+    ("baselines", "outs", layout.per_image_file(BASELINES)),
+    ("baselines", "outs", layout.predictions_of(BASELINES)),
+    ("evaluate", "deps", layout.model_dir(NAME)),
+    ("evaluate", "metrics", layout.metrics_file(NAME)),
+    ("evaluate", "outs", layout.per_image_file(NAME)),
+    ("evaluate", "outs", layout.predictions_of(NAME)),
+    ("report", "outs", layout.REPORTS_DIR),
+])
+def test_dvc_yaml_declares_the_layouts_paths(stage, kind, path):
+    assert str(path) in declared(stage, kind), f"dvc.yaml stage {stage!r} {kind}: {sorted(declared(stage, kind))}"
+
+
+def test_layout_imports_nothing_heavy():
+    """Any module may import the layout: it must not pull in TensorFlow, OpenCV or the rest of facesketch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, facesketch.layout; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'cv2', 'facesketch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['facesketch', 'facesketch.layout']"
