@@ -47,9 +47,9 @@ def trained(models_dir: Path) -> list[tuple[str, str]]:
 def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
     import numpy as np
 
-    from facesketch import benchmark as B
+    from facesketch import benchmark
     from facesketch import fileio
-    from facesketch import metrics as M
+    from facesketch import metrics
     from facesketch.data.dataset import load_task, to_float, to_uint8
     from facesketch.saved import load_predictor
 
@@ -64,7 +64,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
         preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=16, verbose=0))
 
         preds, targets = to_float(preds_u8), to_float(test.targets)
-        old = M.summarize(M.per_image_metrics(preds, targets, test.ids), M.rank1_accuracy(preds, targets))
+        old = metrics.summarize(metrics.per_image_metrics(preds, targets, test.ids), metrics.rank1_accuracy(preds, targets))
         old["rank1"] = old.pop("accuracy")
 
         metrics_file = ws / "metrics" / f"{name}.json"
@@ -73,7 +73,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
             new, source = saved, str(metrics_file)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                new, _ = B.score(task, preds_u8, test.ids, B.read_targets(task, test.ids, raw), Path(tmp) / name)
+                new, _ = benchmark.score(task, preds_u8, test.ids, benchmark.read_targets(task, test.ids, raw), Path(tmp) / name)
             source = "computed here"
         rows.append({"model": model_name, "task": task, "split": split.get("protocol"),
                      "n_images": len(test.ids), "image_size": int(test.inputs.shape[1]),

@@ -73,13 +73,14 @@ def plain_fit(name: str, size: int, params: dict, processed: Path, split_file: P
     """Seconds of plain model.fit (tracing included) on the same training pairs."""
     import keras
 
-    from facesketch import models as registry, params as P, tf_runtime
+    from facesketch import models as registry, tf_runtime
+    from facesketch.params import runtime as runtime_settings, training as training_settings
     from facesketch.data.dataset import load_task, to_float
     from facesketch.training import compile_model
 
-    training = P.training(params)
+    training = training_settings(params)
     tf_runtime.init(training["seed"])
-    keras.mixed_precision.set_dtype_policy(tf_runtime.precision_policy(P.runtime(params)["precision"]))
+    keras.mixed_precision.set_dtype_policy(tf_runtime.precision_policy(runtime_settings(params)["precision"]))
     data = load_task("f2s", "train", processed, split_file)
     x, y = to_float(data.inputs), to_float(data.targets)
     mod = registry.module(name)

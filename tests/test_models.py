@@ -130,3 +130,9 @@ def test_only_models_with_a_separate_predictor_save_a_part():
     assert not isinstance(conv, SeparatePredictor) and models.predictor(conv) is conv
     vae = models.build("vae", 32, {"vae": {"filters": [8, 16], "posterior_filters": 8}})
     assert isinstance(vae, SeparatePredictor) and models.predictor(vae) is vae.inference
+
+
+def test_every_registered_model_has_a_description_for_the_report():
+    assert set(models.DESCRIPTIONS) == set(models.REGISTRY)
+    assert all(len(models.describe(name)) > 60 for name in models.REGISTRY)
+    assert "no description" in models.describe("not_a_model")

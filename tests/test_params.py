@@ -2,19 +2,19 @@ import re
 
 import pytest
 
-from facesketch import params as P
+from facesketch import TASKS, params as params_module
 from facesketch.errors import ParamError
 from conftest import REPO, tiny_params
 
 
 def test_repo_params_are_the_study_defaults():
-    p = P.load_params(REPO / "params.yaml")
-    t = P.training(p)
+    p = params_module.load_params(REPO / "params.yaml")
+    t = params_module.training(p)
     assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": 8,
                  "loss": "mae", "seed": 42, "image_size": 256,
                  "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0}
     assert p["split"]["test_fraction"] == 0.2
-    assert p["tasks"] == ["f2s", "s2f"]
+    assert p["tasks"] == list(TASKS)
 
 
 @pytest.mark.parametrize("key,value,expected", [
@@ -31,7 +31,7 @@ def test_repo_params_are_the_study_defaults():
 ])
 def test_bad_training_values_name_the_key_and_what_is_allowed(key, value, expected):
     with pytest.raises(ParamError) as err:
-        P.training(tiny_params(**{key: value}))
+        params_module.training(tiny_params(**{key: value}))
     assert key in str(err.value) and expected in str(err.value)
 
 
@@ -43,7 +43,7 @@ def test_training_takes_each_value_from_the_file_not_a_default(tmp_path):
         text, n = re.subn(rf"(?m)^{key}: *[^ #\n]+", f"{key}: {value}", text)
         assert n == 1, f"params.yaml has no top-level {key}"
     (tmp_path / "params.yaml").write_text(text)
-    t = P.training(P.load_params(tmp_path / "params.yaml"))
+    t = params_module.training(params_module.load_params(tmp_path / "params.yaml"))
     assert {k: t[k] for k in ("batch_size", "seed", "epochs", "learning_rate", "image_size")} == \
         {"batch_size": 3, "seed": 7, "epochs": 5, "learning_rate": 0.0002, "image_size": 64}
     assert type(t["batch_size"]) is int and type(t["seed"]) is int
@@ -53,12 +53,12 @@ def test_missing_key_is_named():
     p = tiny_params()
     del p["optimizer"]
     with pytest.raises(ParamError, match="missing key 'optimizer'"):
-        P.training(p)
+        params_module.training(p)
 
 
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamError, match="not found"):
-        P.load_params(tmp_path / "params.yaml")
+        params_module.load_params(tmp_path / "params.yaml")
 
 
 def test_check_params_names_every_bad_value_and_writes_the_same_text_when_valid(tmp_path):

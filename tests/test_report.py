@@ -15,7 +15,7 @@ import pytest
 
 from conftest import make_pairs
 from facesketch import fileio
-from facesketch import benchmark as B
+from facesketch import benchmark
 from facesketch.metrics import MetricSpec
 from facesketch.report import report
 from facesketch.report.charts import nice_ticks
@@ -66,8 +66,8 @@ def test_results_table_marks_best_model_and_deltas():
 def test_results_table_marks_significant_best_and_intervals():
     rows = [_row("a", "f2s", ssim=0.50, mae=0.10, intervals={"ssim": [0.48, 0.52], "mae": [0.09, 0.11]}),
             _row("b", "f2s", ssim=0.40, mae=0.11, intervals={"ssim": [0.38, 0.42], "mae": [0.10, 0.12]})]
-    compared = {("f2s", "ssim"): B.Comparison("ssim", "a", "b", 0.1, (0.08, 0.12), 10),
-                ("f2s", "mae"): B.Comparison("mae", "a", "b", -0.01, (-0.03, 0.01), 10)}
+    compared = {("f2s", "ssim"): benchmark.Comparison("ssim", "a", "b", 0.1, (0.08, 0.12), 10),
+                ("f2s", "mae"): benchmark.Comparison("mae", "a", "b", -0.01, (-0.03, 0.01), 10)}
     cells = {r.model: r.cells for r in results_table(rows, compared)}
     assert cells["a"]["ssim"].best and cells["a"]["ssim"].significant
     assert cells["a"]["mae"].best and not cells["a"]["mae"].significant  # its interval includes 0
@@ -171,7 +171,7 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
         return table
 
     def summary(task, table):
-        return B.summarize(task, table)
+        return benchmark.summarize(task, table)
 
     for task in tasks:
         fileio.write_json(root / f"metrics/baselines-{task}.json",
@@ -219,6 +219,31 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     # the second model is clearly better: marked as beating the runner-up, in both documents
     assert f"| f2s | ssim | conv | dense |".replace("ssim", "SSIM") in md and "conv beats dense" in md
     assert "conv beats dense" in html_text and "†" in md and "†" in html_text
+    # the study's answer, from these numbers, with each winner's architecture and loss
+    assert "### Which model wins, and why" in md and "<h3>Which model wins, and why</h3>" in html_text
+    assert "conv is best on" in md and "significantly on " in md and "; SSIM by +" in md and "over dense [" in md
+    from facesketch.models import describe
+    assert f"- *conv*: {describe('conv')}" in md
     svg = (tmp_path / "reports/loss-curves.svg").read_text()
     assert svg.startswith("<svg xmlns=") and svg.count("<polyline") == 2 * len(MODELS) * len(TASKS)
 
+
+
+def test_the_answer_names_each_winner_its_lead_and_why():
+    from facesketch.report.content import answers
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.7, 40)
+    compared = {("f2s", "fsim"): benchmark.compare_best("fsim", {"vae": base, "unet_gan": base + rng.uniform(0.02, 0.04, 40)}),
+                ("f2s", "mae"): benchmark.compare_best("mae", {"vae": base, "unet_gan": base.copy()}),  # a tie
+                ("s2f", "ssim"): benchmark.compare_best("ssim", {"vae": base, "unet_gan": base - 0.01})}
+    got = answers(compared, explain=lambda m: f"what {m} does")
+    assert [a.task for a in got] == ["f2s", "s2f"] and got[0].n_images == 40
+    f2s = dict(zip(("mae", "fsim"), got[0].wins))
+    lead = compared[("f2s", "fsim")]
+    assert f2s["fsim"] == (f"unet_gan is best on FSIM: significantly on FSIM by +{lead.difference:.4f} over vae "
+                           f"[+{lead.interval[0]:.4f}, +{lead.interval[1]:.4f}].")
+    # identical scores: the first model is named, and no lead is claimed
+    assert f2s["mae"] == "vae is best on MAE: no lead is significant (each paired 95% interval includes 0)."
+    assert got[0].why == [("vae", "what vae does"), ("unet_gan", "what unet_gan does")]
+    assert got[1].wins[0].startswith("vae is best on SSIM: significantly on SSIM by +0.0100 over unet_gan")

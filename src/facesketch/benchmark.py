@@ -57,7 +57,7 @@ import pandas as pd
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from . import fileio
+from . import TASKS, fileio
 from . import metrics
 from .data.manifest import read_manifest
 from .errors import DataError
@@ -72,8 +72,8 @@ SEED = 0
 
 # The metrics of each task, in the order tables show them, and which way is better: read from
 # the one spec of the metrics (facesketch.metrics.BENCHMARK_METRICS).
-TASK_METRICS = {task: M.task_metrics(task) for task in ("f2s", "s2f")}
-HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in M.BENCHMARK_METRICS}
+TASK_METRICS = {task: metrics.task_metrics(task) for task in TASKS}
+HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in metrics.BENCHMARK_METRICS}
 
 
 def protocol(task: str) -> dict[str, Any]:

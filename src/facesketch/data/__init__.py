@@ -11,9 +11,6 @@ The contract between stages (paths relative to the repository root):
 - ``data/split/split.json``: ``train``, ``val`` and ``test`` lists of pair ids.
 """
 
-# The paths are spelled in facesketch.layout; named here too for modules not yet importing them from there
-from ..layout import MANIFEST_NAME, PROCESSED_FILE, RAW_DIR, SPLIT_FILE
-
 MANIFEST_COLUMNS = ("pair_id", "photo", "sketch", "subset")
 
-__all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "PROCESSED_FILE", "RAW_DIR", "SPLIT_FILE"]
+__all__ = ["MANIFEST_COLUMNS"]

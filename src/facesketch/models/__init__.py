@@ -28,6 +28,32 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# What each model's architecture and loss do to its outputs, in one sentence: the report's "why"
+# beside the run's numbers (TensorFlow-free, so the report stage reads it without building a model).
+DESCRIPTIONS: dict[str, str] = {
+    "dense": "a fully connected encoder-decoder through a small bottleneck (`dense.latent_dim` values) with a "
+             "pixel loss: it keeps only a face's global layout and tone, so its outputs are blurred averages "
+             "and structure metrics (SSIM, FSIM) stay low.",
+    "conv": "the study's convolutional encoder-decoder, no skip connections, one pixel loss (`loss`): every "
+            "detail must pass the bottleneck, so edges come out soft; a pixel loss favours the per-pixel "
+            "average, which MAE and PSNR reward more than FSIM does.",
+    "conv_bn": "conv's layers with BatchNorm and LeakyReLU: better-conditioned training in few epochs, with the "
+               "same bottleneck limit on detail.",
+    "vae": "a conditional VAE whose U-Net decoder sees the input at every scale: skip connections carry the "
+           "input's edges at full resolution, and its L1 reconstruction (the saved predictor uses the latent's "
+           "mean) favours the average plausible output: smooth, with high SSIM and PSNR but less texture.",
+    "unet_gan": "pix2pix: a U-Net generator (skip connections carry the input's edges) trained with L1 plus a "
+                "PatchGAN discriminator that penalises blur patch by patch: sharper strokes and texture, which "
+                "FSIM (phase congruency, gradients) and SCOOT (local texture statistics) reward, at times at a "
+                "cost in pixel-wise MAE and PSNR.",
+}
+
+
+def describe(name: str) -> str:
+    """What model ``name``'s architecture and loss do (the report's "why"); a plain line for unknown names."""
+    return DESCRIPTIONS.get(name, "(no description in facesketch.models.DESCRIPTIONS)")
+
+
 def available() -> list[str]:
     return list(REGISTRY)
 

@@ -7,14 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import benchmark as B
+from .. import benchmark
 from .. import fileio
-from ..data import PROCESSED_FILE, SPLIT_FILE
+from ..layout import (METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, REPORTS_DIR, SPLIT_FILE, predictions_of,
+                      run_name)
 from ..data.dataset import load_task
 from ..grids import as_rgb, image_grid, write_png
 from .charts import loss_charts, svg_sheet
-from .content import (METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, REPORTS_DIR, SIGNIFICANT_MARK, Report,
-                      collect, comparison_rows, comparisons, facts, glance, metric_settings, psnr_note,
+from .content import (SIGNIFICANT_MARK, Report,
+                      answers, collect, comparison_rows, comparisons, facts, glance, metric_settings, psnr_note,
                       resolution_note, results_table)
 from .html_writer import to_html
 from .markdown_writer import to_markdown
@@ -29,8 +30,8 @@ def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = 
     ids = test.ids[:min(n_pairs, len(test.ids))]
     columns = [("input", test.inputs)]
     for m in models:  # the native-size PNGs the protocol scored
-        folder = Path(predictions_dir) / f"{m}-{task}"
-        columns.append((m, [as_rgb(B.read_prediction(folder / f"{pid}.png")) for pid in ids]))
+        folder = predictions_of(run_name(m, task), predictions_dir)
+        columns.append((m, [as_rgb(benchmark.read_prediction(folder / f"{pid}.png")) for pid in ids]))
     columns.append(("target", test.targets))
     return image_grid(ids, columns, tile)
 
@@ -71,7 +72,7 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
     return Report(
         title="facesketch report", intro=intro, warning=warning,
         table=results_table(rows, compared), table_note=psnr_note(rows),
-        comparisons=comparison_rows(compared), split_note=split_note,
+        comparisons=comparison_rows(compared), answers=answers(compared), split_note=split_note,
         n_images={r["task"]: r["n_images"] for r in rows if not r["baseline"] and r.get("n_images")},
         glance=glance(), settings=metric_settings(), resolution=resolution_note(size),
         grids={t: grid(t, models, n_pairs) for t in tasks},

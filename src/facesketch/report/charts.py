@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .content import HISTORY_DIR
+from ..layout import HISTORY_DIR, history_file, run_name
 
 # Every model logs one quantity under a name, for training and validation alike
 # (Keras prefixes the validation one with val_), so the two curves compare.
@@ -131,7 +131,7 @@ def loss_charts(models: list[str], tasks: list[str], rows: list[dict[str, Any]],
     charts = []
     for model in models:
         for task in tasks:
-            history = read_history(Path(history_dir) / f"{model}-{task}.csv")
+            history = read_history(history_file(run_name(model, task), history_dir))
             label = loss_label(infos.get((model, task), {}), history)
             charts.append((model, task, loss_chart(history, f"{model} · {task}", label)))
     return charts

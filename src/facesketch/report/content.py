@@ -14,15 +14,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import benchmark as B
+from .. import benchmark
 from .. import fileio
+from ..layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, baselines_name, metrics_file, model_dir, per_image_file,
+                      run_name)
 from ..metrics import BENCHMARK_METRICS, MetricSpec
 
-REPORTS_DIR = Path("reports")
-METRICS_DIR = Path("metrics")
-MODELS_DIR = Path("models")
-PREDICTIONS_DIR = Path("data/predictions")
-HISTORY_DIR = METRICS_DIR / "history"
 
 TASK_TITLES = {"f2s": "photo -> sketch (f2s)", "s2f": "sketch -> photo (s2f)"}
 BASELINE_LABELS = {"mean_target": "baseline: mean training target", "grey_input": "baseline: greyscale input"}
@@ -40,7 +37,7 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
     """One row per baseline and per model x task: its metrics and training facts."""
     rows = []
     for task in tasks:
-        base_file = Path(metrics_dir) / f"baselines-{task}.json"
+        base_file = metrics_file(baselines_name(task), metrics_dir)
         if base_file.exists():
             found = fileio.read_json(base_file)
             known = list(BASELINE_LABELS)  # mean target first
@@ -48,16 +45,16 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
                 rows.append({"model": kind, "label": BASELINE_LABELS.get(kind, f"baseline: {kind}"),
                              "task": task, "baseline": True, **found[kind]})
         for model in models:
-            name = f"{model}-{task}"
-            info_file = Path(models_dir) / name / "info.json"
+            name = run_name(model, task)
+            info_file = model_dir(name, models_dir) / INFO_FILE
             info = fileio.read_json(info_file) if info_file.exists() else {}
             rows.append({"model": model, "label": model, "task": task, "baseline": False,
-                         **fileio.read_json(Path(metrics_dir) / f"{name}.json"), "info": info})
+                         **fileio.read_json(metrics_file(name, metrics_dir)), "info": info})
     return rows
 
 
 def comparisons(models: list[str], tasks: list[str],
-                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], B.Comparison]:
+                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], benchmark.Comparison]:
     """(task, metric) -> best model vs runner-up by a paired bootstrap over their per-image scores."""
     import pandas as pd
 
@@ -65,13 +62,13 @@ def comparisons(models: list[str], tasks: list[str],
     for task in tasks:
         tables = {}
         for model in models:
-            path = Path(metrics_dir) / "per_image" / f"{model}-{task}.csv"
+            path = per_image_file(run_name(model, task), metrics_dir)
             if path.exists():
                 tables[model] = pd.read_csv(path)
         if len(tables) < 2:
             continue
-        for metric in B.TASK_METRICS.get(task, ()):
-            comp = B.compare_best(metric, B.aligned_per_image(tables, metric))
+        for metric in benchmark.TASK_METRICS.get(task, ()):
+            comp = benchmark.compare_best(metric, benchmark.aligned_per_image(tables, metric))
             if comp is not None:
                 out[(task, metric)] = comp
     return out
@@ -115,7 +112,7 @@ def _best(values: Iterable[float | None], metric: MetricSpec) -> float | None:
 
 
 def results_table(rows: list[dict[str, Any]],
-                  compared: dict[tuple[str, str], B.Comparison] | None = None) -> list[TableRow]:
+                  compared: dict[tuple[str, str], benchmark.Comparison] | None = None) -> list[TableRow]:
     """Rows in input order with formatted cells; best models bold (marked significant where
     ``compared`` says the best beats the runner-up), intervals, deltas to the mean target."""
     compared = compared or {}
@@ -157,7 +154,7 @@ def _cell(v: float | None, metric: MetricSpec, reference: float | None, best: fl
     return cell
 
 
-def comparison_rows(compared: dict[tuple[str, str], B.Comparison]) -> list[dict[str, str]]:
+def comparison_rows(compared: dict[tuple[str, str], benchmark.Comparison]) -> list[dict[str, str]]:
     """Display rows: per task and metric, best vs runner-up and the verdict."""
     by_key = {m.key: m for m in METRICS}
     out = []
@@ -173,6 +170,43 @@ def comparison_rows(compared: dict[tuple[str, str], B.Comparison]) -> list[dict[
 
 
 COMPARISON_COLUMNS = ("task", "metric", "best", "runner-up", "difference", "95% interval", "images", "verdict")
+
+
+@dataclass
+class Answer:
+    """The study's question for one task: which model wins on which metric, by how much, and why."""
+    task: str
+    n_images: int
+    wins: list[str]                   # one sentence per winning model, from the run's numbers
+    why: list[tuple[str, str]]        # (winning model, what its architecture and loss do)
+
+
+def answers(compared: dict[tuple[str, str], benchmark.Comparison], explain=None) -> list[Answer]:
+    """Per task: each model that is best on some metric, where its lead over the runner-up is
+    significant by the paired bootstrap (difference and 95% interval), and what in its architecture
+    and loss explains it (``explain(model)``; default: the model registry's description)."""
+    if explain is None:
+        from ..models import describe as explain
+    by_key = {m.key: m for m in METRICS}
+    out = []
+    for task in dict.fromkeys(t for t, _ in compared):
+        won: dict[str, list[tuple[MetricSpec, benchmark.Comparison]]] = {}
+        for m in METRICS:  # the table's metric order
+            c = compared.get((task, m.key))
+            if c is not None:
+                won.setdefault(c.best, []).append((by_key[m.key], c))
+        sentences = []
+        for model, items in won.items():
+            names = ", ".join(m.name for m, _ in items)
+            significant = [f"{m.name} by {m.fmt_delta(c.difference)} over {c.runner_up} "
+                           f"[{m.fmt_delta(c.interval[0])}, {m.fmt_delta(c.interval[1])}]"
+                           for m, c in items if c.significant]
+            lead = (f"significantly on {'; '.join(significant)}" if significant else
+                    "no lead is significant (each paired 95% interval includes 0)")
+            sentences.append(f"{model} is best on {names}: {lead}.")
+        n = max((c.n_images for (t, _), c in compared.items() if t == task), default=0)
+        out.append(Answer(task, n, sentences, [(model, explain(model)) for model in won]))
+    return out
 
 
 def psnr_note(rows: list[dict[str, Any]]) -> str | None:
@@ -202,7 +236,7 @@ def _doc_entries(doc: str, marker: str) -> list[tuple[str, str]]:
 def metric_settings() -> list[tuple[str, str]]:
     """(name, definition): the protocol, from facesketch.benchmark's module docstring, then the
     definitions the metrics' spec gives (FSIM, FSIMc, SCOOT)."""
-    return _doc_entries(B.__doc__, "The protocol, step by step:") + [
+    return _doc_entries(benchmark.__doc__, "The protocol, step by step:") + [
         (m.name, m.definition) for m in METRICS if m.definition]
 
 
@@ -278,6 +312,7 @@ class Report:
     table: list[TableRow]
     table_note: str | None
     comparisons: list[dict[str, str]]
+    answers: list[Answer]
     split_note: str | None
     n_images: dict[str, int]
     glance: list[tuple[str, str, str]]      # (metric, computed on, data range)

@@ -144,6 +144,18 @@ def facts_html(rep: Report) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def answers_html(rep: Report) -> str:
+    if not rep.answers:
+        return "<p>Fewer than two models per task: no winner to name.</p>"
+    parts = []
+    for a in rep.answers:
+        parts.append(f"<p><b>{escape(TASK_TITLES.get(a.task, a.task))}</b>, {a.n_images} test images: "
+                     + " ".join(escape(w) for w in a.wins) + "</p>")
+        parts.append('<ul class="why">' + "".join(f"<li><i>{escape(m)}</i>: {_code(escape(t))}</li>" for m, t in a.why)
+                     + "</ul>")
+    return "".join(parts)
+
+
 def to_html(rep: Report) -> str:
     intro = "".join(f"<p>{_code(escape(p))}</p>" for p in rep.intro)
     warning = f'<div class="note"><b>Note.</b> {_code(escape(rep.warning))}</div>' if rep.warning else ""
@@ -157,6 +169,7 @@ def to_html(rep: Report) -> str:
         f'<div class="side">{results_html(rep)}{published_html()}</div>',
         f'<p class="small">{escape(rep.table_note)}</p>' if rep.table_note else "",
         "<h3>Best vs runner-up (paired bootstrap over the same test images)</h3>", comparisons_html(rep),
+        "<h3>Which model wins, and why</h3>", answers_html(rep),
         "<h2>Metric settings</h2>", settings_html(rep),
         "<h2>Test pairs</h2>", grids_html(rep),
         "<h2>Loss curves</h2>", charts_html(rep),

@@ -49,6 +49,16 @@ def facts_markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def answers_markdown(rep: Report) -> str:
+    if not rep.answers:
+        return "Fewer than two models per task: no winner to name."
+    parts = []
+    for a in rep.answers:
+        parts += [f"**{TASK_TITLES.get(a.task, a.task)}**, {a.n_images} test images: " + " ".join(a.wins), ""]
+        parts += [f"- *{model}*: {text}" for model, text in a.why] + [""]
+    return "\n".join(parts).rstrip()
+
+
 def to_markdown(rep: Report) -> str:
     parts = [f"# {rep.title}", "", *[p + "\n" for p in rep.intro]]
     if rep.warning:
@@ -59,6 +69,7 @@ def to_markdown(rep: Report) -> str:
               markdown_table(rep.table), "", *([rep.table_note, ""] if rep.table_note else []),
               "### Best vs runner-up (paired bootstrap over the same test images)", "",
               comparison_markdown(rep.comparisons), "",
+              "### Which model wins, and why", "", answers_markdown(rep), "",
               f"### {PUBLISHED_LABEL}", "", published_markdown(), "", NOT_COMPUTED_NOTE, "",
               "## Metric settings", "", rep.resolution, ""]
     parts += ["| metric | computed on | data range |", "|---|---|---|"]
