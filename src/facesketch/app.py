@@ -28,8 +28,6 @@ from .errors import FacesketchError
 MODES = {"paste": "find faces, paste the result back into the picture",
          "crop": "find faces, show each aligned face's result",
          "none": "no alignment: the whole picture is the face (already aligned inputs)"}
-METRIC_NAMES = (("ssim", "SSIM", ".4f"), ("fsim", "FSIM", ".4f"), ("psnr", "PSNR (dB)", ".2f"),
-                ("mae", "MAE", ".4f"), ("accuracy", "rank-1", ".1%"))
 
 
 @dataclass
@@ -75,7 +73,9 @@ class Service:
                 f"{(s['predictor_parameters'] or 0):,} parameters")
         if entry.metrics is None:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
-        cells = [(label, format(s[k], spec)) for k, label, spec in METRIC_NAMES if s.get(k) is not None]
+        from .metrics import BENCHMARK_METRICS  # the one spec of labels and formats (imports SciPy: only here)
+
+        cells = [(m.label, m.fmt(s[m.key])) for m in BENCHMARK_METRICS if s.get(m.key) is not None]
         n = entry.metrics.get("n_images")
         table = "| " + " | ".join(c[0] for c in cells) + " |\n|" + "---:|" * len(cells) + "\n| " \
             + " | ".join(c[1] for c in cells) + " |"
