@@ -18,7 +18,7 @@ from facesketch.cli import main
 from conftest import REPO, make_pairs, tiny_params
 
 SIZE = 32
-METRICS = {"mae": 0.20, "psnr": 12.5, "ssim": 0.5, "fsim": 0.6, "accuracy": 0.25, "n_images": 4}
+METRICS = {"mae": 0.20, "psnr": 12.5, "ssim": 0.5, "fsim": 0.6, "rank1": 0.25, "n_images": 4}
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,9 @@ class Service:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
         from .metrics import BENCHMARK_METRICS  # the one spec of labels and formats (imports SciPy: only here)
 
-        cells = [(m.label, m.fmt(s[m.key])) for m in BENCHMARK_METRICS if s.get(m.key) is not None]
+        values = {"rank1": entry.metrics.get("accuracy"), **entry.metrics}  # "accuracy": files before the protocol
+        cells = [(m.label, m.fmt(float(values[m.key]))) for m in BENCHMARK_METRICS
+                 if isinstance(values.get(m.key), (int, float)) and not isinstance(values[m.key], bool)]
         n = entry.metrics.get("n_images")
         table = "| " + " | ".join(c[0] for c in cells) + " |\n|" + "---:|" * len(cells) + "\n| " \
             + " | ".join(c[1] for c in cells) + " |"
