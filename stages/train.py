@@ -7,8 +7,9 @@ from facesketch.training import train
 def main(ns, params):
     info = train(ns.model, ns.task, params)
     final = info["final"]
+    val = f"val_loss {final['val_loss']:.4f}" if "val_loss" in final else "no validation pairs (split.val_fraction)"
     return (f"train {ns.model}-{ns.task}: {info['epochs']} epochs, {info['parameters']:,} parameters, "
-            f"loss {final.get('loss', float('nan')):.4f}, val_loss {final.get('val_loss', float('nan')):.4f}")
+            f"loss {final.get('loss', float('nan')):.4f}, {val}")
 
 
 stage.run(main, description=__doc__, args=stage.MODEL_TASK)
