@@ -99,3 +99,12 @@ def venv_env() -> dict:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
+
+
+def imported_module(node, package: str) -> str:
+    """The absolute module an ``ast.ImportFrom`` names, relative ones resolved from the importing
+    module's ``package`` (shared by the import-cycle and the dvc.yaml-deps checks)."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))

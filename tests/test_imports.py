@@ -17,7 +17,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from conftest import REPO
+from conftest import REPO, imported_module
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -36,11 +36,7 @@ def import_graph(root: Path, package: str) -> nx.DiGraph:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = here.split(".")[: len(here.split(".")) - node.level + 1]
-                    module = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    module = node.module or ""
+                module = imported_module(node, here)
                 # `from pkg import sub` imports the submodule; `from mod import name` the module
                 subs = [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in files]
                 targets = subs if len(subs) == len(node.names) else [module, *subs]
