@@ -1,0 +1,99 @@
+"""benchmarks/levers.py: each lever's run differs from the base run in that lever only, and the
+sweep trains, scores and compares for real (tiny data, 1 epoch), reusing finished runs."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, make_pairs, write_raw
+
+SCRIPT = REPO / "benchmarks" / "levers.py"
+
+
+@pytest.fixture(scope="module")
+def levers():
+    spec = importlib.util.spec_from_file_location("levers_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_base_run_switches_every_lever_off_whatever_params_yaml_says(levers):
+    params = {"augment": {"jitter": 0.2, "flip": True}, "lr_schedule": "cosine", "ssim_weight": 3.0,
+              "epochs": 200, "split": {"protocol": "cuhk", "val_fraction": 0.1, "seed": 1},
+              "unet_gan": {"filters": 64, "norm": "instance"}}
+    base = levers.run_params(params, lever="base", epochs=6, batch_size=4, seed=7)
+    assert base["augment"] == {"jitter": 0.0, "flip": False}
+    assert (base["lr_schedule"], base["ssim_weight"], base["epochs"], base["batch_size"], base["seed"]) == \
+        ("constant", 0.0, 6, 4, 7)
+    assert base["split"] == {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.0, "seed": 7}
+    assert params["ssim_weight"] == 3.0 and params["split"]["seed"] == 1  # the input is not changed
+
+
+@pytest.mark.parametrize("lever", ["augment", "lr_schedule", "cosine", "ssim", "small"])
+def test_a_lever_run_differs_from_the_base_run_in_its_own_keys_only(levers, lever):
+    params = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0,
+              "unet_gan": {"filters": 64, "norm": "instance"}, "vae": {"filters": [32, 64]}}
+    base = levers.run_params(params, lever="base", epochs=6, batch_size=4, seed=42)
+    run = levers.run_params(params, lever=lever, epochs=6, batch_size=4, seed=42)
+    changed = {k for k in run if run[k] != base[k]}
+    assert changed == set(levers.LEVERS[lever][2])
+    if lever == "small":  # nested settings are merged, not replaced
+        assert run["unet_gan"] == {"filters": 32, "norm": "instance"}
+
+
+def test_model_specific_levers_apply_to_their_model_only(levers):
+    assert levers.applies("small", "unet_gan") and not levers.applies("small", "vae")
+    assert levers.applies("vae_small", "vae") and not levers.applies("vae_small", "unet_gan")
+    assert levers.applies("ssim", "dense") and levers.applies("base", "conv")
+
+
+def test_a_sweep_trains_scores_and_compares_each_lever_with_the_base_run(tmp_path, venv_env):
+    ws = tmp_path / "ws"
+    photos, sketches = make_pairs(16, 32)
+    ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(16)]
+    (ws / "data/processed").mkdir(parents=True)
+    np.savez(ws / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * 16),
+             photos=photos, sketches=sketches)
+    write_raw(ws / "data/raw", ids, photos, sketches)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(SCRIPT), "--workspace", str(ws), "--out", str(out), "--seeds", "3",
+           "--models", "dense", "--tasks", "f2s", "--levers", "ssim", "--epochs", "1"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=venv_env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    res = json.loads((out / "levers.json").read_text())
+    assert [(r["lever"], r["epochs"]) for r in res["runs"]] == [("base", 1), ("ssim", 1)]
+    split = json.loads((out / "seed-3/split.json").read_text())
+    assert (split["seed"], len(split["test"]), split["val"]) == (3, 4, [])
+    # each run trained with its own settings (the model's info.json records them)
+    info = {lever: json.loads((out / f"seed-3/dense-f2s-{lever}/models/dense-f2s/info.json").read_text())
+            for lever in ("base", "ssim")}
+    assert (info["base"]["training"]["ssim_weight"], info["ssim"]["training"]["ssim_weight"]) == (0.0, 1.0)
+    # the delta is the paired difference of the two runs' per-image scores
+    import pandas as pd
+
+    per = {lever: pd.read_csv(out / f"seed-3/dense-f2s-{lever}/metrics/per_image/dense-f2s.csv").set_index("id")
+           for lever in ("base", "ssim")}
+    expected = float((per["ssim"]["fsim"] - per["base"]["fsim"].reindex(per["ssim"].index)).mean())
+    assert res["runs"][1]["delta"]["fsim"]["diff"] == pytest.approx(expected)
+    assert res["pooled"][0]["delta"]["fsim"]["diff"] == pytest.approx(expected)
+    assert res["pooled"][0]["delta"]["fsim"]["images"] == 4
+    md = (out / "levers.md").read_text()
+    assert "| 3 | dense | f2s | ssim |" in md and "ssim (+ 1.0 x (1 - SSIM) beside L1)" in md
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=venv_env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert " ..." not in again.stdout  # nothing retrained: both runs were finished
+    assert json.loads((out / "levers.json").read_text())["runs"] == res["runs"]
+
+
+def test_a_workspace_without_processed_pairs_is_named(tmp_path):
+    res = subprocess.run([sys.executable, str(SCRIPT), "--workspace", str(tmp_path), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert f"--workspace {tmp_path}: no {tmp_path / 'data/processed/pairs.npz'}" in res.stderr
