@@ -51,6 +51,11 @@ BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "s
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 
 
+def compared(task: str) -> tuple[str, str]:
+    """The metrics each lever is judged on: the published figure of the task and SSIM."""
+    return HEADLINE[task], "ssim"
+
+
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``overrides`` merged in, nested mappings key by key."""
     out = copy.deepcopy(base)
@@ -73,6 +78,7 @@ def applies(lever: str, model: str) -> bool:
 
 def run_one(spec: dict[str, Any]) -> None:
     """Train and evaluate one model x task x lever (in a process of its own: a clean TensorFlow)."""
+    from facesketch import fileio
     from facesketch.evaluate import evaluate
     from facesketch.training import train
 
@@ -86,15 +92,15 @@ def run_one(spec: dict[str, Any]) -> None:
     result = {"train_seconds": info["train_seconds"], "wall_seconds": round(time.time() - start, 1),
               "parameters": info["parameters"], "epochs": info["epochs"],
               "scores": {k: summary[k] for k in ("fsim", "fsimc", "ssim", "psnr", "scoot") if k in summary}}
-    from facesketch import fileio
-
     fileio.write_json(folder / "result.json", result)
 
 
 def per_image(folder: Path, model: str, task: str):
     import pandas as pd
 
-    return pd.read_csv(folder / "metrics" / "per_image" / f"{model}-{task}.csv").set_index("id")
+    from facesketch.layout import per_image_file, run_name
+
+    return pd.read_csv(per_image_file(run_name(model, task), folder / "metrics")).set_index("id")
 
 
 def delta(before, after, metric: str) -> dict[str, Any]:
@@ -117,13 +123,12 @@ def fmt_delta(d: dict[str, Any]) -> str:
 def sweep(args) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
-    import yaml
-
     from facesketch import fileio
     from facesketch.data.split import split
+    from facesketch.params import load_params
 
     ws, out = Path(args.workspace).resolve(), Path(args.out).resolve()
-    params = yaml.safe_load((Path(args.params)).read_text())
+    params = load_params(args.params)
     with np.load(ws / "data/processed/pairs.npz") as data:
         size = int(data["photos"].shape[1])
     params["image_size"] = size
@@ -161,13 +166,12 @@ def sweep(args) -> dict[str, Any]:
     rows, pooled = [], []
     base_of = {(r["seed"], r["model"], r["task"]): r for r in runs if r["lever"] == "base"}
     for r in runs:
-        metrics = (HEADLINE[r["task"]], "ssim")
         base = base_of[(r["seed"], r["model"], r["task"])]
         row = {k: r[k] for k in ("seed", "model", "task", "lever", "train_seconds", "epochs", "parameters")}
         row["scores"] = r["scores"]
         if r["lever"] != "base":
             b, a = per_image(base["folder"], r["model"], r["task"]), per_image(r["folder"], r["model"], r["task"])
-            row["delta"] = {m: delta(b, a, m) for m in metrics}
+            row["delta"] = {m: delta(b, a, m) for m in compared(r["task"])}
         rows.append(row)
     for model in args.models:
         for task in args.tasks:
@@ -182,9 +186,9 @@ def sweep(args) -> dict[str, Any]:
                     after.append(a.rename(index=lambda i, s=seed: f"{s}:{i}"))
                 b, a = pd.concat(before), pd.concat(after)
                 pooled.append({"model": model, "task": task, "lever": lever,
-                               "before": {m: float(b[m].mean()) for m in (HEADLINE[task], "ssim")},
-                               "after": {m: float(a[m].mean()) for m in (HEADLINE[task], "ssim")},
-                               "delta": {m: delta(b, a, m) for m in (HEADLINE[task], "ssim")}})
+                               "before": {m: float(b[m].mean()) for m in compared(task)},
+                               "after": {m: float(a[m].mean()) for m in compared(task)},
+                               "delta": {m: delta(b, a, m) for m in compared(task)}})
     return {"workspace": str(ws), "image_size": size, "epochs": args.epochs, "batch_size": args.batch_size,
             "seeds": args.seeds, "levers": {k: LEVERS[k][0] for k in args.levers}, "runs": rows, "pooled": pooled}
 
@@ -197,7 +201,7 @@ def markdown(res: dict[str, Any]) -> str:
              "", "| seed | model | task | lever | FSIM(c) | delta | SSIM | delta | training s |",
              "|---:|---|---|---|---:|---|---:|---|---:|"]
     for r in res["runs"]:
-        head = "fsim" if r["task"] == "f2s" else "fsimc"
+        head = HEADLINE[r["task"]]
         d = r.get("delta")
         lines.append(f"| {r['seed']} | {r['model']} | {r['task']} | {r['lever']} | {r['scores'][head]:.4f} | "
                      f"{fmt_delta(d[head]) if d else ''} | {r['scores']['ssim']:.4f} | "
@@ -206,7 +210,7 @@ def markdown(res: dict[str, Any]) -> str:
               "", "| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta |",
               "|---|---|---|---|---|---|---|"]
     for p in res["pooled"]:
-        head = "fsim" if p["task"] == "f2s" else "fsimc"
+        head = HEADLINE[p["task"]]
         lines.append(f"| {p['model']} | {p['task']} | {p['lever']} ({res['levers'][p['lever']]}) | "
                      f"{p['before'][head]:.4f} -> {p['after'][head]:.4f} | {fmt_delta(p['delta'][head])} | "
                      f"{p['before']['ssim']:.4f} -> {p['after']['ssim']:.4f} | {fmt_delta(p['delta']['ssim'])} |")
