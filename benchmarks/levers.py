@@ -6,8 +6,9 @@ the benchmark protocol (``facesketch.benchmark``: native size, the original
 files), and compare with the base run on the same test images by a paired
 bootstrap (``facesketch.benchmark.paired_difference``: 95% percentile interval,
 10,000 resamples). The base setting is the study's plain training at the budget
-given (no augmentation, constant learning rate, no SSIM term) with every
-training pair used (no validation hold-out), as scripts/benchmark.sh trains.
+given (no augmentation, constant learning rate, no SSIM term, no weight
+average) with every training pair used (no validation hold-out), as
+scripts/benchmark.sh trains.
 
 Run it in a workspace whose data stages have run at the image size wanted
 (data/raw, data/processed/pairs.npz); each seed's random split is made here
@@ -43,11 +44,12 @@ LEVERS: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {
     "lr_schedule": ("constant, then linear decay to 0", None, {"lr_schedule": "linear_decay"}),
     "cosine": ("cosine decay to 0", None, {"lr_schedule": "cosine"}),
     "ssim": ("+ 1.0 x (1 - SSIM) beside L1", None, {"ssim_weight": 1.0}),
+    "ema": ("saved weights: their moving average (decay 0.999)", None, {"ema_decay": 0.999}),
     "small": ("half the widths (unet_gan filters 32)", ("unet_gan",), {"unet_gan": {"filters": 32}}),
     "vae_small": ("half the widths (vae filters 16..128)", ("vae",), {"vae": {"filters": [16, 32, 64, 128, 128]}}),
 }
 # what the base run switches off (params.yaml's defaults are the study's; these make sure)
-BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0}
+BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "ema_decay": 0.0}
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 
 
@@ -195,7 +197,8 @@ def sweep(args) -> dict[str, Any]:
 
 def markdown(res: dict[str, Any]) -> str:
     lines = [f"Levers one at a time against the base run ({res['image_size']} px, {res['epochs']} epochs, batch "
-             f"{res['batch_size']}, every training pair, no augmentation, constant learning rate, no SSIM term); "
+             f"{res['batch_size']}, every training pair, no augmentation, constant learning rate, no SSIM term, "
+             "no weight average); "
              "scored by the benchmark protocol on each seed's random test split. Delta: lever minus base on the "
              "same images, 95% paired bootstrap interval; * the interval excludes 0. FSIM for f2s, FSIMc for s2f.",
              "", "| seed | model | task | lever | FSIM(c) | delta | SSIM | delta | training s |",

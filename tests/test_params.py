@@ -12,7 +12,8 @@ def test_repo_params_are_the_study_defaults():
     t = params_module.training(p)
     assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": 8,
                  "loss": "mae", "seed": 42, "image_size": 256,
-                 "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0}
+                 "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0,
+                 "ema_decay": 0.0}
     assert p["split"]["test_fraction"] == 0.2
     assert p["tasks"] == list(TASKS)
 
@@ -26,6 +27,8 @@ def test_repo_params_are_the_study_defaults():
     ("batch_size", "8", "an integer"),
     ("lr_schedule", "step", "constant, linear_decay, cosine"),
     ("ssim_weight", -0.5, ">= 0"),
+    ("ema_decay", 1.0, "<= 0.9999"),  # 1 would freeze the average at the random start
+    ("ema_decay", "high", "a number"),
     ("augment", {"jitter": 2}, "augment.jitter=2 is not valid; expected <= 0.5"),
     ("augment", {"mirror": True}, "augment.mirror is not a known setting"),
 ])

@@ -89,6 +89,8 @@ def training(params: dict[str, Any]) -> dict[str, Any]:
         "augment": augment(params),
         "lr_schedule": choice("lr_schedule", params.get("lr_schedule", "constant"), LR_SCHEDULES),
         "ssim_weight": float(number("ssim_weight", params.get("ssim_weight", 0.0), minimum=0)),
+        # 1 would freeze the average at the random start
+        "ema_decay": float(number("ema_decay", params.get("ema_decay", 0.0), minimum=0, maximum=0.9999)),
     }
 
 

@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__, estimate, fileio, losses, tf_runtime
+import numpy as np
+
+from . import __version__, estimate, fileio, losses, tf_runtime, weight_average
 from . import models as registry
 from .params import LOSSES, OPTIMIZERS, choice
 from .params import runtime as runtime_settings, task as check_task, training as training_settings
@@ -157,10 +159,12 @@ def _epoch_checkpoint_class():
         """
 
         def __init__(self, ckpt_dir: Path, state: dict[str, Any], history: list[dict], tracker: tracking.Tracker,
-                     every_seconds: float = 0.0, epochs: int = 0):
+                     every_seconds: float = 0.0, epochs: int = 0, average=None):
             super().__init__()
             self.ckpt_dir, self.state, self.history, self.tracker = ckpt_dir, state, history, tracker
             self.weights_file = ckpt_dir / "last.weights.h5"
+            # the predictor's weight averages (facesketch.weight_average), saved with the weights
+            self.average, self.average_file = average, ckpt_dir / "weight_average.npz"
             # Saving weights and optimizer state costs about as much as a few steps: on a fast
             # device with small epochs, after every epoch it would dominate. Save when this long
             # has passed since the last save (a kill loses at most that much work).
@@ -175,6 +179,9 @@ def _epoch_checkpoint_class():
                     if not opt.built:
                         opt.build(model.trainable_variables)
                 model.load_weights(self.weights_file)
+                if self.average is not None:
+                    with np.load(self.average_file) as arrays:
+                        self.average.load_state(dict(arrays), source=str(self.average_file))
                 del self.history[done:]
                 return done
             return 0
@@ -189,6 +196,9 @@ def _epoch_checkpoint_class():
                 return  # the last epoch needs no resume point: training is about to finish
             with fileio.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
                 self.model.save_weights(tmp)
+            if self.average is not None:
+                with fileio.atomic_path(self.average_file, suffix=".npz") as tmp:
+                    np.savez(tmp, **self.average.state())
             self.state.update(epochs_done=epoch + 1, history=self.history)
             fileio.write_json(self.ckpt_dir / "state.json", self.state)
             self._saved_at = time.time()
@@ -306,12 +316,16 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         tracker.log_params(logged_params)
 
     history: list[dict] = list(state.get("history", []))
+    average = None
+    if training["ema_decay"]:
+        with strategy.scope():
+            average = weight_average.callback(registry.predictor(model), training["ema_decay"])
     ckpt = _epoch_checkpoint_class()(ckpt_dir, state, history, tracker, every_seconds=runtime["checkpoint_seconds"],
-                                     epochs=training["epochs"])
+                                     epochs=training["epochs"], average=average)
     initial_epoch = ckpt.restore(model)
     if initial_epoch:
         print(f"{name}: resuming from checkpoint after epoch {initial_epoch}/{training['epochs']}", file=sys.stderr)
-    callbacks = [ckpt]
+    callbacks = [ckpt] if average is None else [average, ckpt]  # averages updated before the checkpoint saves them
     if chief:
         callbacks.append(estimate.callback(
             name, len(train_set.ids), training["epochs"], initial_epoch, size, batch_size=training["batch_size"],
@@ -331,6 +345,8 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
                           f"{name}: interrupted; the next `dvc repro` resumes after epoch "
                           f"{state.get('epochs_done', 0)}") from None
 
+    if average is not None:
+        average.apply()  # the saved predictor is the average
     predictor = registry.predictor(model)
     info = {
         "model": model_name, "task": task, "image_size": int(size),
