@@ -159,34 +159,29 @@ def sweep(args) -> dict[str, Any]:
                         subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], env=env,
                                        cwd=ws, check=True)
                     result = fileio.read_json(folder / "result.json")
-                    runs.append({"seed": seed, "model": model, "task": task, "lever": lever, "folder": folder,
-                                 **result})
+                    runs.append({"seed": seed, "model": model, "task": task, "lever": lever,
+                                 "per_image": per_image(folder, model, task), **result})
                     print(f"levers: seed {seed}, {model}-{task}, {lever}: "
                           + ", ".join(f"{k} {v:.4f}" for k, v in result["scores"].items())
                           + f" ({result['train_seconds']:.0f} s training)", flush=True)
 
     rows, pooled = [], []
-    base_of = {(r["seed"], r["model"], r["task"]): r for r in runs if r["lever"] == "base"}
+    scores = {(r["seed"], r["model"], r["task"], r["lever"]): r["per_image"] for r in runs}
     for r in runs:
-        base = base_of[(r["seed"], r["model"], r["task"])]
         row = {k: r[k] for k in ("seed", "model", "task", "lever", "train_seconds", "epochs", "parameters")}
         row["scores"] = r["scores"]
         if r["lever"] != "base":
-            b, a = per_image(base["folder"], r["model"], r["task"]), per_image(r["folder"], r["model"], r["task"])
-            row["delta"] = {m: delta(b, a, m) for m in compared(r["task"])}
+            b = scores[(r["seed"], r["model"], r["task"], "base")]
+            row["delta"] = {m: delta(b, r["per_image"], m) for m in compared(r["task"])}
         rows.append(row)
     for model in args.models:
         for task in args.tasks:
             for lever in args.levers:
                 if not applies(lever, model):
                     continue
-                before, after = [], []
-                for seed in args.seeds:
-                    b = per_image(out / f"seed-{seed}" / f"{model}-{task}-base", model, task)
-                    a = per_image(out / f"seed-{seed}" / f"{model}-{task}-{lever}", model, task)
-                    before.append(b.rename(index=lambda i, s=seed: f"{s}:{i}"))
-                    after.append(a.rename(index=lambda i, s=seed: f"{s}:{i}"))
-                b, a = pd.concat(before), pd.concat(after)
+                # every seed's images in one paired sample (ids made unique per seed)
+                b, a = (pd.concat([scores[(seed, model, task, which)].rename(index=lambda i, s=seed: f"{s}:{i}")
+                                   for seed in args.seeds]) for which in ("base", lever))
                 pooled.append({"model": model, "task": task, "lever": lever,
                                "before": {m: float(b[m].mean()) for m in compared(task)},
                                "after": {m: float(a[m].mean()) for m in compared(task)},
