@@ -2,9 +2,9 @@
 
 For every split seed, model, task and lever: train from the same start with the
 lever switched on (everything else at the base setting), score the test split by
-the benchmark protocol (``facesketch.benchmark``: native size, the original
+the benchmark protocol (``facesketch.evaluation.protocol``: native size, the original
 files), and compare with the base run on the same test images by a paired
-bootstrap (``facesketch.benchmark.paired_difference``: 95% percentile interval,
+bootstrap (``facesketch.evaluation.protocol.paired_difference``: 95% percentile interval,
 10,000 resamples). The base setting is the study's plain training at the budget
 given (no augmentation, constant learning rate, no SSIM term, no weight
 average) with every training pair used (no validation hold-out), as
@@ -80,9 +80,9 @@ def applies(lever: str, model: str) -> bool:
 
 def run_one(spec: dict[str, Any]) -> None:
     """Train and evaluate one model x task x lever (in a process of its own: a clean TensorFlow)."""
-    from facesketch import fileio
-    from facesketch.evaluate import evaluate
-    from facesketch.training import train
+    from facesketch.core import fileio
+    from facesketch.evaluation.evaluate import evaluate
+    from facesketch.training.fit import train
 
     ws, folder = Path(spec["workspace"]), Path(spec["folder"])
     data = {"processed_file": ws / "data/processed/pairs.npz", "split_file": Path(spec["split_file"])}
@@ -100,14 +100,14 @@ def run_one(spec: dict[str, Any]) -> None:
 def per_image(folder: Path, model: str, task: str):
     import pandas as pd
 
-    from facesketch.layout import per_image_file, run_name
+    from facesketch.core.layout import per_image_file, run_name
 
     return pd.read_csv(per_image_file(run_name(model, task), folder / "metrics")).set_index("id")
 
 
 def delta(before, after, metric: str) -> dict[str, Any]:
     """after - before on the same images: the mean and its paired bootstrap interval."""
-    from facesketch.benchmark import paired_difference
+    from facesketch.evaluation.protocol import paired_difference
 
     both = before.index.intersection(after.index)
     diff, interval, n = paired_difference(after.loc[both, metric].to_numpy(), before.loc[both, metric].to_numpy())
@@ -125,9 +125,9 @@ def fmt_delta(d: dict[str, Any]) -> str:
 def sweep(args) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
-    from facesketch import fileio
+    from facesketch.core import fileio
     from facesketch.data.split import split
-    from facesketch.params import load_params
+    from facesketch.core.params import load_params
 
     ws, out = Path(args.workspace).resolve(), Path(args.out).resolve()
     params = load_params(args.params)
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     res = sweep(args)
     res["wall_seconds"] = round(time.time() - start, 1)
-    from facesketch import fileio
+    from facesketch.core import fileio
 
     md = markdown(res)
     fileio.write_json(args.out / "levers.json", res)

@@ -2,7 +2,7 @@
 
 For each model in the registry: build it at 256x256 (untrained weights: the
 time does not depend on them), save its inference part and info.json the way
-the train stage does, load it back through facesketch.predict, and time
+the train stage does, load it back through facesketch.use.predict, and time
 
 - end to end: ``predict_files`` on N PNG files of 256x256 (read, preprocess,
   batched inference, resize back, encode, atomic write), the CLI's code path;
@@ -52,7 +52,7 @@ def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
 
 def prepare_model(name: str, size: int, params: dict, models_dir: Path, trained: bool) -> tuple[Path, str]:
     """models_dir/<name>-f2s as the train stage writes it; returns (its folder, weights used)."""
-    from facesketch import fileio
+    from facesketch.core import fileio
     from facesketch import models as registry
 
     if trained:
@@ -76,7 +76,7 @@ def bench_one(name: str, size: int, params: dict, files: list[Path], tmp: Path, 
               repeats: int, trained: bool) -> dict:
     import numpy as np
 
-    from facesketch.predict import Predictor, load_entry, predict_files, read_image
+    from facesketch.use.predict import Predictor, load_entry, predict_files, read_image
 
     t0 = time.perf_counter()
     model_dir, weights = prepare_model(name, size, params, tmp / "models", trained)
@@ -117,8 +117,8 @@ def bench_one(name: str, size: int, params: dict, files: list[Path], tmp: Path, 
 
 def main(argv: list[str] | None = None) -> int:
     from facesketch import models as registry
-    from facesketch import tf_runtime
-    from facesketch.params import load_params
+    from facesketch.core import backend
+    from facesketch.core.params import load_params
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = load_params(ns.params)
     names = ns.models or registry.available()
-    tf_runtime.init(0)
+    backend.init(0)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -3,7 +3,7 @@
 Old (before the benchmark protocol): the 8-bit predictions at image_size, scored
 as floats in [0, 1] against the *cleaned* targets of data/processed at the same
 size (MAE/PSNR over RGB, SSIM per RGB channel, FSIM grey, rank-1 by grey SSIM).
-New: ``facesketch.benchmark``: native size, original targets, 8-bit grey/RGB;
+New: ``facesketch.evaluation.protocol``: native size, original targets, 8-bit grey/RGB;
 read from metrics/<model>-<task>.json when it already holds the protocol's
 scores (evaluate wrote it), otherwise computed here (predictions go to a
 temporary folder; nothing in the workspace is changed).
@@ -47,11 +47,11 @@ def trained(models_dir: Path) -> list[tuple[str, str]]:
 def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
     import numpy as np
 
-    from facesketch import benchmark
-    from facesketch import fileio
-    from facesketch import metrics
+    from facesketch.evaluation import protocol
+    from facesketch.core import fileio
+    from facesketch.evaluation import metrics
     from facesketch.data.dataset import load_task, to_float, to_uint8
-    from facesketch.saved import load_predictor
+    from facesketch.core.saved import load_predictor
 
     ws = Path(workspace)
     processed, split_file, raw = ws / "data/processed/pairs.npz", ws / "data/split/split.json", ws / "data/raw"
@@ -73,7 +73,7 @@ def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
             new, source = saved, str(metrics_file)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                new, _ = benchmark.score(task, preds_u8, test.ids, benchmark.read_targets(task, test.ids, raw), Path(tmp) / name)
+                new, _ = protocol.score(task, preds_u8, test.ids, protocol.read_targets(task, test.ids, raw), Path(tmp) / name)
             source = "computed here"
         rows.append({"model": model_name, "task": task, "split": split.get("protocol"),
                      "n_images": len(test.ids), "image_size": int(test.inputs.shape[1]),

@@ -2,7 +2,7 @@
 
 For each model and image size, in one process:
 
-- pipeline: ``facesketch.training.train`` on synthetic faces through the real
+- pipeline: ``facesketch.training.fit.train`` on synthetic faces through the real
   fetch/preprocess/split code, exactly as ``dvc repro`` trains (tf.data input,
   validation every epoch, checkpoint callback, MLflow run in a scratch store,
   the time estimate); images/s = training images x epochs / the run's
@@ -15,7 +15,7 @@ For each model and image size, in one process:
 
 plus this machine's fp32 matrix-multiply rate (the best of several
 4096x4096 ``tf.matmul`` runs), each model's FLOPs per training image
-(counted from its layers, facesketch.flops: 3 forward passes) and the share of
+(counted from its layers, facesketch.training.flops: 3 forward passes) and the share of
 that peak the pipeline reaches. Prints a table and writes JSON.
 
 Run it alone on the machine: other work on the cores lowers every figure.
@@ -73,14 +73,15 @@ def plain_fit(name: str, size: int, params: dict, processed: Path, split_file: P
     """Seconds of plain model.fit (tracing included) on the same training pairs."""
     import keras
 
-    from facesketch import models as registry, tf_runtime
-    from facesketch.params import runtime as runtime_settings, training as training_settings
+    from facesketch import models as registry
+    from facesketch.core import backend
+    from facesketch.core.params import runtime as runtime_settings, training as training_settings
     from facesketch.data.dataset import load_task, to_float
-    from facesketch.training import compile_model
+    from facesketch.training.fit import compile_model
 
     training = training_settings(params)
-    tf_runtime.init(training["seed"])
-    keras.mixed_precision.set_dtype_policy(tf_runtime.precision_policy(runtime_settings(params)["precision"]))
+    backend.init(training["seed"])
+    keras.mixed_precision.set_dtype_policy(backend.precision_policy(runtime_settings(params)["precision"]))
     data = load_task("f2s", "train", processed, split_file)
     x, y = to_float(data.inputs), to_float(data.targets)
     mod = registry.module(name)
@@ -96,7 +97,7 @@ def plain_fit(name: str, size: int, params: dict, processed: Path, split_file: P
 
 def pipeline_fit(name: str, params: dict, processed: Path, split_file: Path, work: Path) -> float:
     """train_seconds of the pipeline's own train() (MLflow in a scratch store)."""
-    from facesketch.training import train
+    from facesketch.training.fit import train
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     info = train(name, "f2s", params, processed_file=processed, split_file=split_file,
@@ -106,7 +107,7 @@ def pipeline_fit(name: str, params: dict, processed: Path, split_file: Path, wor
 
 def main() -> int:
     from facesketch import models as registry
-    from facesketch.params import load_params
+    from facesketch.core.params import load_params
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=registry.available())
@@ -117,10 +118,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=Path("train_speed.json"))
     args = ap.parse_args()
 
-    from facesketch import tf_runtime
-    from facesketch.flops import training_flops
+    from facesketch.core import backend
+    from facesketch.training.flops import training_flops
 
-    tf_runtime.init(0)
+    backend.init(0)
     import tensorflow as tf
 
     peak = matmul_gflops()

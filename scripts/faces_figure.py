@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 import facesketch  # noqa: F401  (quiet TensorFlow first)
-from facesketch import fileio
-from facesketch import predict
+from facesketch.core import fileio
+from facesketch.use import predict
 from facesketch.faces.detect import detect_faces
 
 

@@ -21,7 +21,7 @@ else
   bash scripts/setup.sh
 fi
 source .venv/bin/activate
-gpus=$(python -c 'import facesketch, facesketch.tf_runtime as r; r.init(); print(len(r.gpus()))')
+gpus=$(python -c 'import facesketch, facesketch.core.backend as r; r.init(); print(len(r.gpus()))')
 if [ "$gpus" = 0 ]; then
   echo "study_gpu: TensorFlow sees no GPU (nvidia-smi? CUDA 12 driver?)." >&2
   if [ "$cpu_ok" = 0 ]; then

@@ -1,7 +1,7 @@
 """DVC stage baselines: the scores every model must beat on a task."""
 import facesketch  # noqa: F401
-from facesketch import stage
-from facesketch.evaluate import baselines
+from facesketch.core import stage
+from facesketch.evaluation.evaluate import baselines
 
 
 def main(ns, params):

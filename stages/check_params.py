@@ -1,8 +1,8 @@
 """DVC stage check_params: every setting in params.yaml checked before any other stage runs."""
 import facesketch  # noqa: F401
-from facesketch import stage
-from facesketch.layout import PARAMS_CHECKED_FILE
-from facesketch.param_check import check_params
+from facesketch.core import stage
+from facesketch.core.layout import PARAMS_CHECKED_FILE
+from facesketch.core.param_check import check_params
 
 
 def main(ns, params):

@@ -1,7 +1,7 @@
 """DVC stage evaluate: MAE/PSNR/SSIM/... of one model x task on the test split."""
 import facesketch  # noqa: F401
-from facesketch import stage
-from facesketch.evaluate import evaluate
+from facesketch.core import stage
+from facesketch.evaluation.evaluate import evaluate
 
 
 def main(ns, params):

@@ -1,7 +1,7 @@
 """DVC stage report: reports/report.md (with PNG grids and SVG loss curves) and the
 self-contained reports/report.html, for every model x task and the baselines."""
 import facesketch  # noqa: F401
-from facesketch import stage
+from facesketch.core import stage
 from facesketch.report import report
 
 

@@ -1,6 +1,6 @@
 """DVC stage split: seeded train/val/test lists of pair ids (params: split)."""
 import facesketch  # noqa: F401
-from facesketch import stage
+from facesketch.core import stage
 from facesketch.data.split import split
 
 

@@ -1,7 +1,7 @@
 """DVC stage train: fit one model on one task; saves models/<model>-<task>/."""
 import facesketch  # noqa: F401
-from facesketch import stage
-from facesketch.training import train
+from facesketch.core import stage
+from facesketch.training.fit import train
 
 
 def main(ns, params):

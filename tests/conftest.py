@@ -64,7 +64,7 @@ def write_raw(raw_dir: Path, ids: list[str], photos: np.ndarray, sketches: np.nd
 def tiny_data(tmp_path: Path):
     """A processed pairs.npz and split.json (32 px, 16 pairs) under tmp_path (no data/raw:
     add one with ``write_raw`` where a test evaluates)."""
-    from facesketch import fileio
+    from facesketch.core import fileio
     from facesketch.data.split import make_split
 
     photos, sketches = make_pairs(16, 32)
@@ -81,7 +81,7 @@ def tiny_data(tmp_path: Path):
 
 def tiny_params(**overrides) -> dict:
     """params.yaml's structure with tiny training settings."""
-    from facesketch.params import load_params
+    from facesketch.core.params import load_params
 
     params = load_params(REPO / "params.yaml")
     params.update(epochs=2, batch_size=4, image_size=32, learning_rate=0.001, seed=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesketch import fileio
+from facesketch.core import fileio
 from conftest import make_pairs, tiny_params
 
 SIZE = 32
@@ -48,7 +48,7 @@ def train_tiny(root: Path, model: str = "conv", task: str = "f2s") -> dict:
     import pytest
 
     from facesketch.data.split import make_split
-    from facesketch.training import train
+    from facesketch.training.fit import train
 
     photos, sketches = make_pairs(12, SIZE)
     ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(12)]

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from skimage.metrics import structural_similarity
 
-from facesketch import benchmark
-from facesketch import fileio
+from facesketch.evaluation import protocol
+from facesketch.core import fileio
 from facesketch.data import cleaning
 from facesketch.data.manifest import Pair, write_manifest
 from facesketch.data.preprocess import preprocess
 from facesketch.data.split import split
-from facesketch.evaluate import baselines
+from facesketch.evaluation.evaluate import baselines
 from test_data_cuhk import _face, _sketch
 from test_metrics import pair_u8
 
@@ -79,24 +79,24 @@ def test_native_predictions_are_scored_against_the_original_files(workspace):
     for pid, row in mean_rows.iterrows():
         # ... the saved prediction has the target's native size, and is the file scored
         saved = ws["predictions"] / "baselines-f2s" / "mean_target" / f"{pid}.png"
-        pred = benchmark.read_prediction(saved)
+        pred = protocol.read_prediction(saved)
         assert pred.shape == (H, W) and pred.dtype == np.uint8
         # ... the target scored is byte-for-byte the fetched file (not the cleaned one)
         raw_file = ws["raw"] / row["target"]
         assert row["target_sha256"] == hashlib.sha256(raw_file.read_bytes()).hexdigest()
-        original = benchmark.grey_u8(cv2.cvtColor(cv2.imread(str(raw_file)), cv2.COLOR_BGR2RGB))
-        again = benchmark.score_pair("f2s", pred, original)
+        original = protocol.grey_u8(cv2.cvtColor(cv2.imread(str(raw_file)), cv2.COLOR_BGR2RGB))
+        again = protocol.score_pair("f2s", pred, original)
         for k in ("mae", "psnr", "ssim", "fsim", "scoot"):
             assert row[k] == pytest.approx(again[k], rel=1e-5), (pid, k)
 
     # the dirty sketch's label and black border are in the target that was scored
     raw_file = ws["raw"] / mean_rows.loc["f-039-01", "target"]
-    original = benchmark.grey_u8(cv2.cvtColor(cv2.imread(str(raw_file)), cv2.COLOR_BGR2RGB))
+    original = protocol.grey_u8(cv2.cvtColor(cv2.imread(str(raw_file)), cv2.COLOR_BGR2RGB))
     assert (original[:, :8] < 40).mean() > 0.9            # the black bar on the left
     assert original[2:14, 40:190].min() < 120              # label ink in the top rows
     cleaned, _ = cleaning.remove_label(cleaning.fill_black_borders(cv2.cvtColor(original, cv2.COLOR_GRAY2RGB))[0])
-    pred = benchmark.read_prediction(ws["predictions"] / "baselines-f2s" / "mean_target" / "f-039-01.png")
-    on_cleaned = benchmark.score_pair("f2s", pred, benchmark.grey_u8(cleaned))
+    pred = protocol.read_prediction(ws["predictions"] / "baselines-f2s" / "mean_target" / "f-039-01.png")
+    on_cleaned = protocol.score_pair("f2s", pred, protocol.grey_u8(cleaned))
     assert abs(on_cleaned["mae"] - mean_rows.loc["f-039-01", "mae"]) > 1e-3  # the cleaned target would differ
 
     summary = results["mean_target"]
@@ -115,35 +115,35 @@ def test_s2f_scores_rgb_photos_with_fsimc(workspace):
     summary = results["mean_target"]
     assert {"fsim", "fsimc"} <= set(summary) and "scoot" not in summary
     assert 0 < summary["fsimc"] <= summary["fsim"] <= 1
-    pred = benchmark.read_prediction(ws["predictions"] / "baselines-s2f" / "mean_target" / "f1-001-01.png")
+    pred = protocol.read_prediction(ws["predictions"] / "baselines-s2f" / "mean_target" / "f1-001-01.png")
     assert pred.shape == (H, W, 3)
 
 
 def test_predictions_are_resized_bicubically_to_native_size():
     small = pair_u8(32, 32, 0)[0]
-    native = benchmark.to_native(small, W, H)
+    native = protocol.to_native(small, W, H)
     assert native.shape == (H, W, 3) and native.dtype == np.uint8
     assert np.array_equal(native, cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC))
     with pytest.raises(ValueError, match="uint8"):
-        benchmark.to_native(small.astype(np.float32), W, H)
+        protocol.to_native(small.astype(np.float32), W, H)
 
 
 def test_ssim_equals_skimage_on_the_same_8bit_grey_pair():
     a, b = pair_u8(H, W, 3)
-    ga, gb = benchmark.grey_u8(a), benchmark.grey_u8(b)
+    ga, gb = protocol.grey_u8(a), protocol.grey_u8(b)
     expected = structural_similarity(gb, ga, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                      data_range=255)
-    assert benchmark.score_pair("f2s", gb, ga)["ssim"] == expected
-    assert benchmark.score_pair("s2f", b, a)["ssim"] == expected   # s2f: SSIM on the grey of the RGB photos
+    assert protocol.score_pair("f2s", gb, ga)["ssim"] == expected
+    assert protocol.score_pair("s2f", b, a)["ssim"] == expected   # s2f: SSIM on the grey of the RGB photos
 
 
 def test_psnr_and_mae_on_8bit_values():
-    a = np.minimum(benchmark.grey_u8(pair_u8(40, 40, 0)[0]), 245)
+    a = np.minimum(protocol.grey_u8(pair_u8(40, 40, 0)[0]), 245)
     b = a + np.uint8(10)
-    s = benchmark.score_pair("f2s", b, a)
+    s = protocol.score_pair("f2s", b, a)
     assert s["mae"] == pytest.approx(10 / 255) and s["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / 100))
     rgb_a, rgb_b = pair_u8(40, 40, 1)
-    s = benchmark.score_pair("s2f", rgb_b, rgb_a)
+    s = protocol.score_pair("s2f", rgb_b, rgb_a)
     diff = rgb_b.astype(float) - rgb_a.astype(float)
     assert s["mae"] == pytest.approx(np.abs(diff).mean() / 255)   # all three channels
     assert s["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / (diff ** 2).mean()))
@@ -156,36 +156,36 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_images():
     small, large = rng.normal(0.7, 0.05, 20), rng.normal(0.7, 0.05, 2000)
     widths = []
     for values in (small, large):
-        lo, hi = benchmark.bootstrap_interval(values)
+        lo, hi = protocol.bootstrap_interval(values)
         assert lo < values.mean() < hi
         widths.append(hi - lo)
     # the width falls like 1 / sqrt(n): 100 times the images, about a tenth of the width
     assert widths[1] < widths[0] / 5
-    assert benchmark.bootstrap_interval([0.5]) is None
-    assert benchmark.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
-    assert benchmark.bootstrap_interval(small) == benchmark.bootstrap_interval(small)  # seeded: reproducible
+    assert protocol.bootstrap_interval([0.5]) is None
+    assert protocol.bootstrap_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    assert protocol.bootstrap_interval(small) == protocol.bootstrap_interval(small)  # seeded: reproducible
 
 
 def test_paired_comparison_calls_the_clearly_better_model_better_and_identical_models_tied():
     rng = np.random.default_rng(1)
     base = rng.uniform(0.5, 0.8, 100)                    # images differ a lot in difficulty ...
     better = base + 0.01 + rng.normal(0, 0.005, 100)     # ... a model a little but consistently better
-    comp = benchmark.compare_best("ssim", {"weak": base, "strong": better})
+    comp = protocol.compare_best("ssim", {"weak": base, "strong": better})
     assert comp.best == "strong" and comp.runner_up == "weak" and comp.significant
     assert comp.interval[0] > 0 and comp.difference == pytest.approx(np.mean(better - base))
 
-    tied = benchmark.compare_best("ssim", {"a": base, "b": base.copy()})
+    tied = protocol.compare_best("ssim", {"a": base, "b": base.copy()})
     assert not tied.significant and tied.difference == 0.0 and tied.interval == (0.0, 0.0)
 
     # lower is better for MAE: the lower model is best, significant when its interval is below 0
-    mae = benchmark.compare_best("mae", {"x": base, "y": base - 0.02})
+    mae = protocol.compare_best("mae", {"x": base, "y": base - 0.02})
     assert mae.best == "y" and mae.significant and mae.interval[1] < 0
 
     # noise only: no verdict
-    noisy = benchmark.compare_best("ssim", {"a": base, "b": base + rng.normal(0, 0.05, 100)})
+    noisy = protocol.compare_best("ssim", {"a": base, "b": base + rng.normal(0, 0.05, 100)})
     assert not noisy.significant
 
 
 def test_paired_difference_leaves_out_infinite_psnr():
-    d, interval, n = benchmark.paired_difference([20.0, math.inf, 22.0, 25.0], [19.0, 30.0, 21.0, 24.0])
+    d, interval, n = protocol.paired_difference([20.0, math.inf, 22.0, 25.0], [19.0, 30.0, 21.0, 24.0])
     assert n == 3 and d == pytest.approx(1.0) and interval == (1.0, 1.0)

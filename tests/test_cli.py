@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facesketch import fileio
-from facesketch.cli import main
+from facesketch.core import fileio
+from facesketch.use.cli import main
 from conftest import REPO, make_pairs, tiny_params
 
 SIZE = 32
@@ -25,7 +25,7 @@ METRICS = {"mae": 0.20, "psnr": 12.5, "ssim": 0.5, "fsim": 0.6, "rank1": 0.25, "
 def trained(tmp_path_factory):
     """conv-f2s trained for 1 epoch at 32 px, with a (made-up) metrics file."""
     from facesketch.data.split import make_split
-    from facesketch.training import train
+    from facesketch.training.fit import train
 
     root = tmp_path_factory.mktemp("cli")
     photos, sketches = make_pairs(12, SIZE)
@@ -201,7 +201,7 @@ def test_read_only_output_folder(trained, tmp_path, capsys):
 
 
 def test_best_model_is_chosen_by_ssim_then_mae(trained, tmp_path, capsys):
-    from facesketch.predict import choose_model
+    from facesketch.use.predict import choose_model
 
     models, metrics = tmp_path / "models", tmp_path / "metrics"
     shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")
@@ -246,8 +246,8 @@ def test_models_lists_the_trained_models_with_metrics(trained, capsys):
 def test_batches_match_the_pipeline_and_never_retrace(trained, tmp_path):
     from facesketch.data.dataset import to_float, to_uint8
     from facesketch.data.preprocess import to_square
-    from facesketch.images import read_rgb
-    from facesketch.predict import Predictor, choose_model, predict_files
+    from facesketch.core.images import read_rgb
+    from facesketch.use.predict import Predictor, choose_model, predict_files
 
     entry, _ = choose_model("f2s", models_dir=trained["models"], metrics_dir=trained["metrics"])
     predictor = Predictor.load(entry, batch_size=4)
@@ -297,8 +297,8 @@ def test_demo_runs_the_demo_script(capsys):
 def test_read_rgb_rgba_on_white_16bit_grey_and_exif_orientation(tmp_path):
     import struct
 
-    from facesketch.errors import DataError
-    from facesketch.images import read_rgb
+    from facesketch.core.errors import DataError
+    from facesketch.core.images import read_rgb
 
     rgba = np.zeros((4, 6, 4), np.uint8)
     rgba[..., :3] = (10, 20, 30)  # BGR
@@ -331,7 +331,7 @@ def test_rgba_gives_the_same_pixels_through_the_pipeline_and_predict(tmp_path):
     whatever colour they store (black here, as in the probe)."""
     from facesketch.data.manifest import Pair, write_manifest
     from facesketch.data.preprocess import preprocess, to_square
-    from facesketch.images import read_rgb
+    from facesketch.core.images import read_rgb
 
     raw = tmp_path / "raw"
     bgra = np.zeros((40, 40, 4), np.uint8)  # every pixel stores black ...

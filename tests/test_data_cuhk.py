@@ -24,7 +24,7 @@ from facesketch.data.manifest import read_manifest
 from facesketch.data.pairing import ImageFile, pair_images, pair_key
 from facesketch.data.preprocess import preprocess
 from facesketch.data.split import split
-from facesketch.errors import DataError, ParamError
+from facesketch.core.errors import DataError, ParamError
 
 __all__ = ["http_server"]  # the fixture, imported for pytest
 
@@ -409,7 +409,7 @@ def test_grey_sketches_and_preprocess_switches(tmp_path):
     params = {"image_size": 64, "preprocess": {"fill_black_borders": True, "remove_sketch_label": True,
                                                "grey_sketches": True}}
     preprocess(params, raw, tmp_path / "on" / "pairs.npz")
-    from facesketch import fileio
+    from facesketch.core import fileio
 
     report = fileio.read_json(tmp_path / "on" / "cleaning.json")["changed"]
     assert report == {"photo_borders": ["m-023-01"], "sketch_borders": [], "sketch_label": ["m-023-01"],

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from facesketch import fileio
+from facesketch.core import fileio
 from conftest import REPO
 
 SCRIPT = textwrap.dedent("""
@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {logical_cpus})
     from conftest import tiny_params
-    from facesketch.training import train
+    from facesketch.training.fit import train
     params = tiny_params(epochs=1)
     params["runtime"]["distribute"] = {distribute!r}
     info = train({model!r}, "f2s", params, processed_file={processed!r}, split_file={split!r},

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facesketch import fileio, predict
-from facesketch.cli import main
+from facesketch.core import fileio
+from facesketch.use import predict
+from facesketch.use.cli import main
 from facesketch.faces import align, geometry
-from facesketch.images import read_rgb
+from facesketch.core.images import read_rgb
 from facesketch.faces.detect import Face, detect_faces
 from face_fixtures import astronaut_head, place, train_tiny, write_rgb
 

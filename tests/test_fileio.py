@@ -1,6 +1,6 @@
 import pytest
 
-from facesketch import fileio
+from facesketch.core import fileio
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -1,11 +1,11 @@
-"""facesketch.layout spells the pipeline's paths once; dvc.yaml declares the same ones."""
+"""facesketch.core.layout spells the pipeline's paths once; dvc.yaml declares the same ones."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from facesketch import layout
+from facesketch.core import layout
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = layout.run_name("${item.model}", "${item.task}")  # a matrix stage's name, as dvc.yaml writes it
@@ -43,7 +43,7 @@ def test_layout_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, facesketch.layout; "
+    code = ("import sys, facesketch.core.layout; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'cv2', 'facesketch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['facesketch', 'facesketch.layout']"
+    assert out.strip() == "['facesketch', 'facesketch.core', 'facesketch.core.layout']"

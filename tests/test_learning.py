@@ -6,8 +6,8 @@ import pytest
 from facesketch.data.fetch import fetch
 from facesketch.data.preprocess import preprocess
 from facesketch.data.split import split
-from facesketch.evaluate import baselines, evaluate
-from facesketch.training import train
+from facesketch.evaluation.evaluate import baselines, evaluate
+from facesketch.training.fit import train
 from conftest import tiny_params
 
 

@@ -5,12 +5,13 @@ import csv
 import numpy as np
 import pytest
 
-from facesketch import losses, tf_runtime
+from facesketch.training import losses
+from facesketch.core import backend
 from facesketch.data.dataset import to_float
-from facesketch.training import make_dataset, train
+from facesketch.training.fit import make_dataset, train
 from conftest import make_pairs, tiny_params
 
-tf_runtime.init(0)
+backend.init(0)
 
 
 def _epoch(ds):

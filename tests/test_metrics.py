@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from facesketch import metrics
+from facesketch.evaluation import metrics
 
 
 def pattern(h: int, w: int) -> np.ndarray:

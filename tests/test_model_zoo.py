@@ -10,12 +10,14 @@ import signal
 import numpy as np
 import pytest
 
-from facesketch import models, tf_runtime, training
-from facesketch.saved import load_predictor
-from facesketch.errors import Interrupted, ParamError
+from facesketch import models
+from facesketch.core import backend
+from facesketch.training import fit
+from facesketch.core.saved import load_predictor
+from facesketch.core.errors import Interrupted, ParamError
 from conftest import make_pairs, tiny_params
 
-tf_runtime.init(0)
+backend.init(0)
 
 import keras  # noqa: E402  (after the quiet TensorFlow import)
 
@@ -38,16 +40,16 @@ def data(n=8, size=32):
 
 
 def built(name: str, params: dict, size: int = 32, **train_overrides):
-    """Build + compile the way training.train does, seeded."""
+    """Build + compile the way fit.train does, seeded."""
     keras.utils.set_random_seed(0)
     model = models.build(name, size, params)
-    compile_fn = models.spec(name).compile_model or training.compile_model
+    compile_fn = models.spec(name).compile_model or fit.compile_model
     compile_fn(model, {**training_settings(params), **train_overrides}, models.config(name, params))
     return model
 
 
 def training_settings(params):
-    from facesketch.params import training as checked_training
+    from facesketch.core.params import training as checked_training
 
     return checked_training(params)
 
@@ -224,7 +226,7 @@ def test_predictor_save_load_round_trip(name, tmp_path):
     assert loaded.count_params() == pred.count_params()
 
 
-# --- end to end through training.train ---------------------------------------
+# --- end to end through fit.train ---------------------------------------
 
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
@@ -235,7 +237,7 @@ def mlflow_store(tmp_path, monkeypatch):
 
 def run_train(tmp_path, tiny_data, name, tag="a", **overrides):
     processed, split_file = tiny_data
-    return training.train(name, "f2s", {**tiny(), **overrides}, processed_file=processed, split_file=split_file,
+    return fit.train(name, "f2s", {**tiny(), **overrides}, processed_file=processed, split_file=split_file,
                           models_dir=tmp_path / tag / "models", history_dir=tmp_path / tag / "history",
                           checkpoint_root=tmp_path / tag / "ckpt", verbose=0)
 
@@ -263,7 +265,7 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
 
     The GAN has two optimizers (generator: model.optimizer, discriminator: d_optimizer).
     """
-    make_class = training._epoch_checkpoint_class
+    make_class = fit._epoch_checkpoint_class
     seen = {}
 
     def interrupting_class():
@@ -274,23 +276,24 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
                 super().on_epoch_end(epoch, logs)
                 if epoch + 1 == 2:
                     seen.update(weights=snapshot(self.model.weights),
-                                opts=[snapshot(o.variables) for o in training._optimizers(self.model)])
+                                opts=[snapshot(o.variables) for o in fit._optimizers(self.model)])
                     raise Interrupted(signal.SIGTERM, "test")
 
         return Interrupting
 
-    monkeypatch.setattr(training, "_epoch_checkpoint_class", interrupting_class)
+    monkeypatch.setattr(fit, "_epoch_checkpoint_class", interrupting_class)
     with pytest.raises(Interrupted):
         run_train(tmp_path, tiny_data, name, epochs=3)
-    monkeypatch.setattr(training, "_epoch_checkpoint_class", make_class)
+    monkeypatch.setattr(fit, "_epoch_checkpoint_class", make_class)
 
     ckpt_dir = tmp_path / "a" / "ckpt" / f"{name}-f2s"
-    from facesketch import fileio, tracking
+    from facesketch import tracking
+    from facesketch.core import fileio
 
     state = fileio.read_json(ckpt_dir / "state.json")
     assert state["epochs_done"] == 2
     fresh = built(name, tiny())
-    opts = training._optimizers(fresh)
+    opts = fit._optimizers(fresh)
     assert len(opts) == len(seen["opts"]) == (2 if name == "unet_gan" else 1)
     ckpt = make_class()(ckpt_dir, state, list(state["history"]), tracking.Tracker())
     assert ckpt.restore(fresh) == 2

@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesketch import models, tf_runtime
-from facesketch.errors import ParamError
+from facesketch import models
+from facesketch.core import backend
+from facesketch.core.errors import ParamError
 from facesketch.models.spec import SeparatePredictor
-from facesketch.params import load_params
-from facesketch.training import compile_model
+from facesketch.core.params import load_params
+from facesketch.training.fit import compile_model
 from conftest import make_pairs, tiny_params
 
-tf_runtime.init(0)
+backend.init(0)
 ALL = models.available()
 
 

@@ -2,8 +2,9 @@ import re
 
 import pytest
 
-from facesketch import TASKS, params as params_module
-from facesketch.errors import ParamError
+from facesketch import TASKS
+from facesketch.core import params as params_module
+from facesketch.core.errors import ParamError
 from conftest import REPO, tiny_params
 
 
@@ -65,8 +66,8 @@ def test_missing_params_file(tmp_path):
 
 
 def test_check_params_names_every_bad_value_and_writes_the_same_text_when_valid(tmp_path):
-    from facesketch import param_check
-    from facesketch.params import load_params
+    from facesketch.core import param_check
+    from facesketch.core.params import load_params
 
     params = load_params(REPO / "params.yaml")
     param_check.check_params(params, out_file=tmp_path / "ok.txt")
@@ -92,7 +93,7 @@ def test_check_params_needs_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; from facesketch import param_check, params; "
+    code = ("import sys; from facesketch.core import param_check, params; "
             "assert not param_check.problems(params.load_params('params.yaml')); "
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

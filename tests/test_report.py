@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from facesketch import fileio
-from facesketch import benchmark
-from facesketch.metrics import MetricSpec
+from facesketch.core import fileio
+from facesketch.evaluation import protocol
+from facesketch.evaluation.metrics import MetricSpec
 from facesketch.report import report
 from facesketch.report.charts import nice_ticks
 from facesketch.report.content import BASELINE_LABELS, results_table
@@ -66,8 +66,8 @@ def test_results_table_marks_best_model_and_deltas():
 def test_results_table_marks_significant_best_and_intervals():
     rows = [_row("a", "f2s", ssim=0.50, mae=0.10, intervals={"ssim": [0.48, 0.52], "mae": [0.09, 0.11]}),
             _row("b", "f2s", ssim=0.40, mae=0.11, intervals={"ssim": [0.38, 0.42], "mae": [0.10, 0.12]})]
-    compared = {("f2s", "ssim"): benchmark.Comparison("ssim", "a", "b", 0.1, (0.08, 0.12), 10),
-                ("f2s", "mae"): benchmark.Comparison("mae", "a", "b", -0.01, (-0.03, 0.01), 10)}
+    compared = {("f2s", "ssim"): protocol.Comparison("ssim", "a", "b", 0.1, (0.08, 0.12), 10),
+                ("f2s", "mae"): protocol.Comparison("mae", "a", "b", -0.01, (-0.03, 0.01), 10)}
     cells = {r.model: r.cells for r in results_table(rows, compared)}
     assert cells["a"]["ssim"].best and cells["a"]["ssim"].significant
     assert cells["a"]["mae"].best and not cells["a"]["mae"].significant  # its interval includes 0
@@ -171,7 +171,7 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
         return table
 
     def summary(task, table):
-        return benchmark.summarize(task, table)
+        return protocol.summarize(task, table)
 
     for task in tasks:
         fileio.write_json(root / f"metrics/baselines-{task}.json",
@@ -234,9 +234,9 @@ def test_the_answer_names_each_winner_its_lead_and_why():
 
     rng = np.random.default_rng(0)
     base = rng.uniform(0.6, 0.7, 40)
-    compared = {("f2s", "fsim"): benchmark.compare_best("fsim", {"vae": base, "unet_gan": base + rng.uniform(0.02, 0.04, 40)}),
-                ("f2s", "mae"): benchmark.compare_best("mae", {"vae": base, "unet_gan": base.copy()}),  # a tie
-                ("s2f", "ssim"): benchmark.compare_best("ssim", {"vae": base, "unet_gan": base - 0.01})}
+    compared = {("f2s", "fsim"): protocol.compare_best("fsim", {"vae": base, "unet_gan": base + rng.uniform(0.02, 0.04, 40)}),
+                ("f2s", "mae"): protocol.compare_best("mae", {"vae": base, "unet_gan": base.copy()}),  # a tie
+                ("s2f", "ssim"): protocol.compare_best("ssim", {"vae": base, "unet_gan": base - 0.01})}
     got = answers(compared, explain=lambda m: f"what {m} does")
     assert [a.task for a in got] == ["f2s", "s2f"] and got[0].n_images == 40
     f2s = dict(zip(("mae", "fsim"), got[0].wins))

@@ -3,14 +3,17 @@
 import numpy as np
 import pytest
 
-from facesketch import estimate, models, params, tf_runtime
+from facesketch import models
+from facesketch.training import estimate
+from facesketch.core import params
+from facesketch.core import backend
 from facesketch.data.dataset import to_float
-from facesketch.errors import ParamError
-from facesketch.flops import forward_flops, training_flops
-from facesketch.training import make_dataset
+from facesketch.core.errors import ParamError
+from facesketch.training.flops import forward_flops, training_flops
+from facesketch.training.fit import make_dataset
 from conftest import REPO, make_pairs
 
-tf_runtime.init(0)
+backend.init(0)
 
 
 def test_dataset_gives_every_pair_once_per_epoch_as_the_same_floats():
@@ -67,4 +70,4 @@ def test_runtime_settings_are_checked():
     with pytest.raises(ParamError, match="runtime.devices is not a known setting"):
         params.runtime({"runtime": {"devices": 2}})
     assert set(params.load_params(REPO / "params.yaml")["runtime"]) == set(params.RUNTIME_DEFAULTS)
-    assert tf_runtime.precision_policy("auto") == ("mixed_float16" if tf_runtime.gpus() else "float32")
+    assert backend.precision_policy("auto") == ("mixed_float16" if backend.gpus() else "float32")

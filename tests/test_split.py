@@ -1,7 +1,7 @@
 import pytest
 
 from facesketch.data.split import identity, make_split
-from facesketch.errors import DataError
+from facesketch.core.errors import DataError
 
 IDS = [f"{'f' if i % 3 else 'm'}-{i:03d}-01" for i in range(1, 101)]
 

@@ -21,9 +21,12 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from facesketch import fileio, saved, tracking, training
-from facesketch.evaluate import evaluate
-from facesketch.training import train
+from facesketch import tracking
+from facesketch.core import fileio
+from facesketch.core import saved
+from facesketch.training import fit
+from facesketch.evaluation.evaluate import evaluate
+from facesketch.training.fit import train
 from conftest import REPO, make_pairs, tiny_params, write_raw
 
 EXP = "brisk-owl"  # a DVC experiment name, as `dvc exp run` sets DVC_EXP_NAME
@@ -365,7 +368,7 @@ def test_training_that_raises_is_marked_failed(where, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     if where == "during fit":
-        make = training._epoch_checkpoint_class
+        make = fit._epoch_checkpoint_class
 
         def failing_class():
             class Failing(make()):
@@ -374,12 +377,12 @@ def test_training_that_raises_is_marked_failed(where, tmp_path, monkeypatch):
                     raise RuntimeError("boom")
             return Failing
 
-        monkeypatch.setattr(training, "_epoch_checkpoint_class", failing_class)
+        monkeypatch.setattr(fit, "_epoch_checkpoint_class", failing_class)
     else:
         def boom(model):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(training.registry, "predictor", boom)
+        monkeypatch.setattr(fit.registry, "predictor", boom)
     with pytest.raises(RuntimeError, match="boom"):
         run_train(tmp_path, make_data(tmp_path))
     runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
@@ -393,7 +396,7 @@ def test_training_that_raises_is_marked_failed(where, tmp_path, monkeypatch):
 TRAIN_SCRIPT = """
 import sys; sys.path.insert(0, {tests!r})
 from conftest import tiny_params
-from facesketch.training import train
+from facesketch.training.fit import train
 train("dense", "f2s", tiny_params(epochs=100_000), processed_file={processed!r}, split_file={split!r},
       models_dir={root!r} + "/models", history_dir={root!r} + "/history", checkpoint_root={root!r} + "/ckpt",
       verbose=0)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from facesketch import fileio
-from facesketch.training import train
+from facesketch.core import fileio
+from facesketch.training.fit import train
 from conftest import REPO, tiny_params
 
 
@@ -80,7 +80,7 @@ def test_killed_training_resumes_at_the_last_finished_epoch(tmp_path, tiny_data,
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO / 'tests')!r})
         from conftest import tiny_params
-        from facesketch.training import train
+        from facesketch.training.fit import train
         train("conv", "f2s", tiny_params(epochs=40), processed_file={str(processed)!r},
               split_file={str(split_file)!r}, models_dir={str(tmp_path / 'a' / 'models')!r},
               history_dir={str(tmp_path / 'a' / 'history')!r}, checkpoint_root={str(ckpt)!r}, verbose=0)

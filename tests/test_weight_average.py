@@ -6,13 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from facesketch import estimate, tf_runtime, weight_average
-from facesketch.errors import Interrupted
-from facesketch.layout import MODEL_FILE
-from facesketch.training import train
+from facesketch.training import estimate
+from facesketch.core import backend
+from facesketch.training import weight_average
+from facesketch.core.errors import Interrupted
+from facesketch.core.layout import MODEL_FILE
+from facesketch.training.fit import train
 from conftest import tiny_params
 
-tf_runtime.init(0)
+backend.init(0)
 
 
 def _small_model():

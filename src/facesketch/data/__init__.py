@@ -2,7 +2,7 @@
 
 The contract between stages (paths relative to the repository root):
 
-- ``data/raw/`` (:mod:`facesketch.layout` spells these paths): what ``fetch`` leaves: image files anywhere below it and
+- ``data/raw/`` (:mod:`facesketch.core.layout` spells these paths): what ``fetch`` leaves: image files anywhere below it and
   ``data/raw/pairs.csv`` with columns ``pair_id, photo, sketch, subset``
   (photo/sketch paths relative to ``data/raw``; subset is ``train`` or
   ``test`` for the archive a pair came from, used by ``split.protocol: cuhk``).

@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from ..errors import DataError
+from facesketch.core.errors import DataError
 
 MAX_BYTES = 2 * 1024**3      # 2 GiB: the four CUHK archives together are ~10 MB
 MAX_MEMBERS = 100_000

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from ..params import get, number
-from ..errors import DataError, ParamError
-from . import archives, pairing
-from .manifest import Pair, write_manifest
-from .pairing import ImageFile
+from facesketch.core.params import get, number
+from facesketch.core.errors import DataError, ParamError
+from facesketch.data import archives, pairing
+from facesketch.data.manifest import Pair, write_manifest
+from facesketch.data.pairing import ImageFile
 
 ROLES = ("photo", "sketch")
 ROLE_DIRS = {"photo": "photos", "sketch": "sketches"}  # data/raw/<subset>/<dir>/...

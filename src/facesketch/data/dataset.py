@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import TASKS, fileio
-from ..errors import DataError
-from ..layout import PROCESSED_FILE, SPLIT_FILE
+from facesketch import TASKS
+from facesketch.core import fileio
+from facesketch.core.errors import DataError
+from facesketch.core.layout import PROCESSED_FILE, SPLIT_FILE
 
 
 @dataclass

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import fileio
-from ..params import get, number
-from ..errors import ParamError
-from ..layout import RAW_DIR
+from facesketch.core import fileio
+from facesketch.core.params import get, number
+from facesketch.core.errors import ParamError
+from facesketch.core.layout import RAW_DIR
 
 
 def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
-    from .synthetic import generate_dataset
+    from facesketch.data.synthetic import generate_dataset
 
     cfg = get(params, "data.synthetic")
     count = int(number("data.synthetic.count", cfg.get("count"), minimum=2, integer=True))
@@ -21,19 +21,19 @@ def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
 
 
 def _fetch_cuhk(params: dict[str, Any], out_dir: Path) -> int:
-    from .cuhk import fetch_cuhk
+    from facesketch.data.cuhk import fetch_cuhk
 
     return fetch_cuhk(params, out_dir)
 
 
 def _fetch_archive_dir(params: dict[str, Any], out_dir: Path) -> int:
-    from .cuhk import fetch_archive_dir
+    from facesketch.data.cuhk import fetch_archive_dir
 
     return fetch_archive_dir(params, out_dir)
 
 
 def _fetch_folder(params: dict[str, Any], out_dir: Path) -> int:
-    from .cuhk import fetch_folder
+    from facesketch.data.cuhk import fetch_folder
 
     return fetch_folder(params, out_dir)
 

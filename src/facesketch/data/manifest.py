@@ -7,10 +7,10 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import fileio
-from ..errors import DataError
-from ..layout import MANIFEST_NAME
-from . import MANIFEST_COLUMNS
+from facesketch.core import fileio
+from facesketch.core.errors import DataError
+from facesketch.core.layout import MANIFEST_NAME
+from facesketch.data import MANIFEST_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 import cv2
 
-from ..errors import DataError
-from .manifest import Pair
+from facesketch.core.errors import DataError
+from facesketch.data.manifest import Pair
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 SUBSET_NAMES = {"train": "training", "test": "testing"}

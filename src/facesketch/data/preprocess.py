@@ -1,6 +1,6 @@
 """The preprocess stage: decode every pair, clean it, make it RGB and square, store as uint8.
 
-Images are read by :func:`facesketch.images.read_rgb`, the reader
+Images are read by :func:`facesketch.core.images.read_rgb`, the reader
 ``facesketch predict`` uses (RGBA laid on white, EXIF orientation applied).
 
 Cleaning (params ``preprocess:``, each step switchable, see cleaning.py):
@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .. import fileio
-from ..images import read_rgb  # the reader `facesketch predict` uses too: same pixels
-from ..params import image_size
-from ..errors import ParamError
-from ..layout import PROCESSED_FILE, RAW_DIR
-from . import cleaning
-from .manifest import read_manifest
+from facesketch.core import fileio
+from facesketch.core.images import read_rgb  # the reader `facesketch predict` uses too: same pixels
+from facesketch.core.params import image_size
+from facesketch.core.errors import ParamError
+from facesketch.core.layout import PROCESSED_FILE, RAW_DIR
+from facesketch.data import cleaning
+from facesketch.data.manifest import read_manifest
 
 CLEANING_STEPS = ("fill_black_borders", "remove_sketch_label", "grey_sketches")
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import fileio
-from ..params import choice, get, number
-from ..errors import DataError, ParamError
-from ..layout import PROCESSED_FILE, SPLIT_FILE
+from facesketch.core import fileio
+from facesketch.core.params import choice, get, number
+from facesketch.core.errors import DataError, ParamError
+from facesketch.core.layout import PROCESSED_FILE, SPLIT_FILE
 
 PROTOCOLS = ("random", "cuhk")
 _IMAGE_NUMBER = re.compile(r"-\d+$")

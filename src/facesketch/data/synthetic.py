@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import fileio
-from ..images import LUMA
-from .manifest import Pair, write_manifest
+from facesketch.core import fileio
+from facesketch.core.images import LUMA
+from facesketch.data.manifest import Pair, write_manifest
 
 REF_W, REF_H = 200, 250   # the geometry below is in this frame, scaled to the output size
 TRAIN_SHARE = 88 / 188    # CUHK student set: 88 training and 100 testing pairs

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect import Face
-from .geometry import FaceGeometry
+from facesketch.faces.detect import Face
+from facesketch.faces.geometry import FaceGeometry
 
 REFERENCE_HEIGHT = 256   # the frame height the transform is first fitted in
 MAX_CROP_HEIGHT = 1024   # an aligned crop is never taller than this (a huge face is shrunk)

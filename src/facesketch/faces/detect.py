@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import FacesketchError
-from .geometry import LANDMARKS
+from facesketch.core.errors import FacesketchError
+from facesketch.faces.geometry import LANDMARKS
 
 MIN_CONFIDENCE = 0.9   # MTCNN's final score; below this, on CUHK and the test pictures, only false faces
 MAX_SIDE = 1024        # larger pictures are searched at this size (time grows with the pixels)
@@ -40,9 +40,9 @@ class Face:
 
 @lru_cache(maxsize=1)
 def _mtcnn():
-    from .. import tf_runtime
+    from facesketch.core import backend
 
-    tf_runtime.init()  # TensorFlow quiet and deterministic, as everywhere in facesketch
+    backend.init()  # TensorFlow quiet and deterministic, as everywhere in facesketch
     try:
         from mtcnn import MTCNN
     except ImportError as exc:

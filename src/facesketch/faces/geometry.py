@@ -8,7 +8,7 @@ unchanged). Alignment maps a detected face onto these positions in a frame of
 that aspect; the predictor then squeezes the crop exactly as the pipeline did.
 
 ``measure_geometry`` runs the detector on the training photos at training
-time (facesketch.training writes the result to ``info.json`` as
+time (facesketch.training.fit writes the result to ``info.json`` as
 ``face_geometry``). When too few faces are found there (synthetic data, tiny
 images, no detector), the CUHK geometry measured once from the 88 real CUHK
 training photos is used instead and the info says so.

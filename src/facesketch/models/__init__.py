@@ -16,8 +16,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from ..errors import ParamError
-from .spec import ModelSpec, SeparatePredictor, check_shared
+from facesketch.core.errors import ParamError
+from facesketch.models.spec import ModelSpec, SeparatePredictor, check_shared
 
 REGISTRY: dict[str, str] = {
     "dense": "facesketch.models.dense",
@@ -61,9 +61,9 @@ def available() -> list[str]:
 def module(name: str) -> ModuleType:
     if name not in REGISTRY:
         raise ParamError(f"unknown model {name!r}; expected one of: {', '.join(REGISTRY)}")
-    from .. import tf_runtime
+    from facesketch.core import backend
 
-    tf_runtime.init()  # model modules import keras: quietly, once
+    backend.init()  # model modules import keras: quietly, once
     return importlib.import_module(REGISTRY[name])
 
 

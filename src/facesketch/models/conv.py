@@ -18,8 +18,8 @@ from typing import Callable
 import keras
 from keras import layers
 
-from .blocks import conv, image_input, image_output, init_output_bias
-from .spec import ModelSpec
+from facesketch.models.blocks import conv, image_input, image_output, init_output_bias
+from facesketch.models.spec import ModelSpec
 
 #: a hidden layer: (tensor, filters, strides) -> tensor
 Block = Callable[..., keras.KerasTensor]

@@ -19,9 +19,9 @@ from functools import partial
 
 import keras
 
-from .blocks import conv_bn_lrelu
-from .conv import autoencoder, prepare  # prepare: the output bias as conv's (see blocks.init_output_bias)
-from .spec import ModelSpec, check_number
+from facesketch.models.blocks import conv_bn_lrelu
+from facesketch.models.conv import autoencoder, prepare  # prepare: the output bias as conv's (see blocks.init_output_bias)
+from facesketch.models.spec import ModelSpec, check_number
 
 
 def check(cfg: dict) -> dict:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..errors import ParamError
-from .blocks import OUTPUT_DTYPE, image_input, init_output_bias
-from .spec import ModelSpec, check_number
+from facesketch.core.errors import ParamError
+from facesketch.models.blocks import OUTPUT_DTYPE, image_input, init_output_bias
+from facesketch.models.spec import ModelSpec, check_number
 
 
 def check(cfg: dict) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
-from ..params import choice, number
+from facesketch.core.params import choice, number
 
 #: normalisation layers a model may use between a convolution and its activation (blocks.normalization)
 NORMS = ("batch", "instance", "group", "none")
@@ -63,7 +63,7 @@ class ModelSpec:
       training (e.g. the output bias at the targets' mean); default: none.
     - ``compile_model(model, training, cfg, jit_compile, total_steps)``: for models with
       their own optimizers or losses (the GAN); None: the shared
-      :func:`facesketch.training.compile_model` applies params.yaml's ``optimizer``,
+      :func:`facesketch.training.fit.compile_model` applies params.yaml's ``optimizer``,
       ``learning_rate`` and ``loss``.
 
     A built model that saves only part of itself for inference is a

@@ -42,9 +42,9 @@ import math
 import keras
 from keras import layers, ops
 
-from ..losses import reconstruction
-from .blocks import OUTPUT_DTYPE, image_input, normalization, replica_share, to_signed, to_unit
-from .spec import ModelSpec, check_number
+from facesketch.training.losses import reconstruction
+from facesketch.models.blocks import OUTPUT_DTYPE, image_input, normalization, replica_share, to_signed, to_unit
+from facesketch.models.spec import ModelSpec, check_number
 
 DEFAULTS = {
     "g_learning_rate": 2.0e-4,
@@ -165,7 +165,7 @@ class Pix2Pix(keras.Model):
         return self.generator
 
     def training_passes(self):
-        """Forward passes of one training step (facesketch.flops): G once, D on real and fake pairs."""
+        """Forward passes of one training step (facesketch.training.flops): G once, D on real and fake pairs."""
         return [(self.generator, 1), (self.discriminator, 2)]
 
     @staticmethod
@@ -181,7 +181,7 @@ class Pix2Pix(keras.Model):
         g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
         g_l1 = ops.mean(ops.abs(y - fake))
         g_rec = g_l1
-        if self.ssim_weight:  # lambda_l1 x (L1 + ssim_weight x (1 - SSIM)): see facesketch.losses
+        if self.ssim_weight:  # lambda_l1 x (L1 + ssim_weight x (1 - SSIM)): see facesketch.training.losses
             g_rec = ops.mean(reconstruction("mae", self.ssim_weight)(y, fake))
         g_total = g_gan + self.lambda_l1 * g_rec
         d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
@@ -223,7 +223,7 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     Both are built on their variables here, so a checkpoint restore
     (``EpochCheckpoint.restore``) finds their slots ready to load into.
     """
-    from ..losses import learning_rate
+    from facesketch.training.losses import learning_rate
 
     schedule = training.get("lr_schedule", "constant")
     model.ssim_weight = float(training.get("ssim_weight", 0.0))

@@ -45,9 +45,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from ..errors import ParamError
-from .blocks import conv_lrelu, image_input, image_output, replica_share
-from .spec import ModelSpec, check_number
+from facesketch.core.errors import ParamError
+from facesketch.models.blocks import conv_lrelu, image_input, image_output, replica_share
+from facesketch.models.spec import ModelSpec, check_number
 
 DEFAULTS = {
     "filters": [32, 64, 128, 256, 256],
@@ -167,7 +167,7 @@ class ConditionalVAE(keras.Model):
         return self.inference
 
     def training_passes(self):
-        """Forward passes of one training step (facesketch.flops): the decoder runs on z and on z = 0."""
+        """Forward passes of one training step (facesketch.training.flops): the decoder runs on z and on z = 0."""
         return [(self.condition_encoder, 1), (self.posterior, 1), (self.decoder, 2)]
 
     # --- the model ----------------------------------------------------------

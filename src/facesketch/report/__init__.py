@@ -7,7 +7,7 @@ SVG, the style inline; it loads nothing from anywhere.
 
 The results table has one row per model x task plus the baselines (the mean
 training target and, for f2s, the greyscale input photo), scored by the
-protocol of ``facesketch.benchmark`` (native size, original targets). Each
+protocol of ``facesketch.evaluation.protocol`` (native size, original targets). Each
 value carries its 95% bootstrap interval; per task and metric the best *model*
 value is bold, marked † when a paired bootstrap says it beats the runner-up,
 and each model value carries its difference to the mean-target baseline.
@@ -17,14 +17,14 @@ The package, by what changes together (imports run one way, top to bottom):
 
 - ``content``: what is shown: rows collected from metrics/*.json and
   models/*/info.json, the table's cells, comparisons, facts, ``Report``;
-  the metrics themselves come from ``facesketch.metrics.BENCHMARK_METRICS``.
+  the metrics themselves come from ``facesketch.evaluation.metrics.BENCHMARK_METRICS``.
 - ``published``: the published figures and their sources.
 - ``charts``: the loss curves as SVG.
 - ``markdown_writer``, ``html_writer``: a ``Report`` as report.md / report.html.
 - ``build``: the stage: collect, build the ``Report``, write both documents
-  (image grids through ``facesketch.grids``).
+  (image grids through ``facesketch.evaluation.grids``).
 """
 
-from .build import report
+from facesketch.report.build import report
 
 __all__ = ["report"]

@@ -7,18 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import benchmark
-from .. import fileio
-from ..layout import (METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, REPORTS_DIR, SPLIT_FILE, predictions_of,
+from facesketch.evaluation import protocol
+from facesketch.core import fileio
+from facesketch.core.layout import (METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, REPORTS_DIR, SPLIT_FILE, predictions_of,
                       run_name)
-from ..data.dataset import load_task
-from ..grids import as_rgb, image_grid, write_png
-from .charts import loss_charts, svg_sheet
-from .content import (SIGNIFICANT_MARK, Report,
+from facesketch.data.dataset import load_task
+from facesketch.evaluation.grids import as_rgb, image_grid, write_png
+from facesketch.report.charts import loss_charts, svg_sheet
+from facesketch.report.content import (SIGNIFICANT_MARK, Report,
                       answers, collect, comparison_rows, comparisons, facts, glance, metric_settings, psnr_note,
                       resolution_note, results_table)
-from .html_writer import to_html
-from .markdown_writer import to_markdown
+from facesketch.report.html_writer import to_html
+from facesketch.report.markdown_writer import to_markdown
 
 
 # ---------------------------------------------------------------- image grids
@@ -31,7 +31,7 @@ def grid(task: str, models: list[str], n_pairs: int, *, predictions_dir: Path = 
     columns = [("input", test.inputs)]
     for m in models:  # the native-size PNGs the protocol scored
         folder = predictions_of(run_name(m, task), predictions_dir)
-        columns.append((m, [as_rgb(benchmark.read_prediction(folder / f"{pid}.png")) for pid in ids]))
+        columns.append((m, [as_rgb(protocol.read_prediction(folder / f"{pid}.png")) for pid in ids]))
     columns.append(("target", test.targets))
     return image_grid(ids, columns, tile)
 
@@ -51,11 +51,11 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
     rows = collect(models, tasks, metrics_dir, models_dir)
     compared = comparisons(models, tasks, metrics_dir)
     size, split, source = params["image_size"], params.get("split") or {}, params["data"]["source"]
-    protocol = split.get("protocol")
+    split_protocol = split.get("protocol")
     split_text = ("the standard CUHK split (88 training / 100 testing pairs, from the archives)"
-                  if protocol == "cuhk" else
+                  if split_protocol == "cuhk" else
                   f"a random split over identities (test fraction {split.get('test_fraction')})")
-    intro = [f"Data: `{source}`, models at {size}x{size} RGB; every number below comes from split `{protocol}`: "
+    intro = [f"Data: `{source}`, models at {size}x{size} RGB; every number below comes from split `{split_protocol}`: "
              f"{split_text}; validation {split.get('val_fraction')} of training.",
              "Every model is read against the baselines of its task: the mean training target "
              "(one constant image) and, for f2s, the greyscale of the input photo. "
@@ -63,7 +63,7 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
              f"{SIGNIFICANT_MARK}: it beats the runner-up by a paired bootstrap. In square brackets: the 95% "
              "bootstrap interval of the mean. In round brackets: the model's difference to the mean-target "
              "baseline (accuracy in percentage points); ↑/↓ marks which direction is better."]
-    split_note = None if protocol == "cuhk" and source in ("cuhk", "archive_dir") else (
+    split_note = None if split_protocol == "cuhk" and source in ("cuhk", "archive_dir") else (
         "These rows are not on the standard benchmark split, so they do not stand next to published CUHK "
         "tables; for a benchmark row run `dvc exp run -S data.source=cuhk -S split.protocol=cuhk` "
         "(the four CUHK archives).")

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..layout import HISTORY_DIR, history_file, run_name
+from facesketch.core.layout import HISTORY_DIR, history_file, run_name
 
 # Every model logs one quantity under a name, for training and validation alike
 # (Keras prefixes the validation one with val_), so the two curves compare.

@@ -14,11 +14,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import benchmark
-from .. import fileio
-from ..layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, baselines_name, metrics_file, model_dir, per_image_file,
+from facesketch.evaluation import protocol
+from facesketch.core import fileio
+from facesketch.core.layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, baselines_name, metrics_file, model_dir, per_image_file,
                       run_name)
-from ..metrics import BENCHMARK_METRICS, MetricSpec
+from facesketch.evaluation.metrics import BENCHMARK_METRICS, MetricSpec
 
 
 TASK_TITLES = {"f2s": "photo -> sketch (f2s)", "s2f": "sketch -> photo (s2f)"}
@@ -54,7 +54,7 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
 
 
 def comparisons(models: list[str], tasks: list[str],
-                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], benchmark.Comparison]:
+                metrics_dir: Path = METRICS_DIR) -> dict[tuple[str, str], protocol.Comparison]:
     """(task, metric) -> best model vs runner-up by a paired bootstrap over their per-image scores."""
     import pandas as pd
 
@@ -67,8 +67,8 @@ def comparisons(models: list[str], tasks: list[str],
                 tables[model] = pd.read_csv(path)
         if len(tables) < 2:
             continue
-        for metric in benchmark.TASK_METRICS.get(task, ()):
-            comp = benchmark.compare_best(metric, benchmark.aligned_per_image(tables, metric))
+        for metric in protocol.TASK_METRICS.get(task, ()):
+            comp = protocol.compare_best(metric, protocol.aligned_per_image(tables, metric))
             if comp is not None:
                 out[(task, metric)] = comp
     return out
@@ -112,7 +112,7 @@ def _best(values: Iterable[float | None], metric: MetricSpec) -> float | None:
 
 
 def results_table(rows: list[dict[str, Any]],
-                  compared: dict[tuple[str, str], benchmark.Comparison] | None = None) -> list[TableRow]:
+                  compared: dict[tuple[str, str], protocol.Comparison] | None = None) -> list[TableRow]:
     """Rows in input order with formatted cells; best models bold (marked significant where
     ``compared`` says the best beats the runner-up), intervals, deltas to the mean target."""
     compared = compared or {}
@@ -154,7 +154,7 @@ def _cell(v: float | None, metric: MetricSpec, reference: float | None, best: fl
     return cell
 
 
-def comparison_rows(compared: dict[tuple[str, str], benchmark.Comparison]) -> list[dict[str, str]]:
+def comparison_rows(compared: dict[tuple[str, str], protocol.Comparison]) -> list[dict[str, str]]:
     """Display rows: per task and metric, best vs runner-up and the verdict."""
     by_key = {m.key: m for m in METRICS}
     out = []
@@ -181,16 +181,16 @@ class Answer:
     why: list[tuple[str, str]]        # (winning model, what its architecture and loss do)
 
 
-def answers(compared: dict[tuple[str, str], benchmark.Comparison], explain=None) -> list[Answer]:
+def answers(compared: dict[tuple[str, str], protocol.Comparison], explain=None) -> list[Answer]:
     """Per task: each model that is best on some metric, where its lead over the runner-up is
     significant by the paired bootstrap (difference and 95% interval), and what in its architecture
     and loss explains it (``explain(model)``; default: the model registry's description)."""
     if explain is None:
-        from ..models import describe as explain
+        from facesketch.models import describe as explain
     by_key = {m.key: m for m in METRICS}
     out = []
     for task in dict.fromkeys(t for t, _ in compared):
-        won: dict[str, list[tuple[MetricSpec, benchmark.Comparison]]] = {}
+        won: dict[str, list[tuple[MetricSpec, protocol.Comparison]]] = {}
         for m in METRICS:  # the table's metric order
             c = compared.get((task, m.key))
             if c is not None:
@@ -234,9 +234,9 @@ def _doc_entries(doc: str, marker: str) -> list[tuple[str, str]]:
 
 
 def metric_settings() -> list[tuple[str, str]]:
-    """(name, definition): the protocol, from facesketch.benchmark's module docstring, then the
+    """(name, definition): the protocol, from facesketch.evaluation.protocol's module docstring, then the
     definitions the metrics' spec gives (FSIM, FSIMc, SCOOT)."""
-    return _doc_entries(benchmark.__doc__, "The protocol, step by step:") + [
+    return _doc_entries(protocol.__doc__, "The protocol, step by step:") + [
         (m.name, m.definition) for m in METRICS if m.definition]
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from html import escape
 
-from ..grids import data_uri, png_bytes
-from .content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
+from facesketch.evaluation.grids import data_uri, png_bytes
+from facesketch.report.content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
                       used_metrics)
-from .published import NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS, PUBLISHED_LABEL, published_rows
+from facesketch.report.published import NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS, PUBLISHED_LABEL, published_rows
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
@@ -110,7 +110,7 @@ def settings_html(rep: Report) -> str:
     return (f"<p>{escape(rep.resolution)}</p>"
             '<table><thead><tr><th>metric</th><th>computed on</th><th>data range</th></tr></thead>'
             f"<tbody>{glance}</tbody></table><h3 style=\"margin-top:12px\">Definitions "
-            f"(from <code>facesketch.benchmark</code> and <code>facesketch.metrics</code>)</h3><dl>{items}</dl>")
+            f"(from <code>facesketch.evaluation.protocol</code> and <code>facesketch.evaluation.metrics</code>)</h3><dl>{items}</dl>")
 
 
 def grids_html(rep: Report) -> str:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import store
-from .store import StoreUnavailable, display, short
-from .tags import dvc_tags, process_tags, source_tags
+from facesketch.tracking import store
+from facesketch.tracking.store import StoreUnavailable, display, short
+from facesketch.tracking.tags import dvc_tags, process_tags, source_tags
 
 log = logging.getLogger(__name__)
 

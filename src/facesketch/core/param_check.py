@@ -20,11 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from . import TASKS, fileio
-from . import models as registry
-from .params import choice, get, runtime, training
-from .errors import ParamError
-from .layout import PARAMS_CHECKED_FILE
+from facesketch import TASKS
+from facesketch.core import fileio
+from facesketch import models as registry
+from facesketch.core.params import choice, get, runtime, training
+from facesketch.core.errors import ParamError
+from facesketch.core.layout import PARAMS_CHECKED_FILE
 
 #: the output's whole content: constant, so a passing check changes nothing downstream
 CHECKED_TEXT = ("params.yaml: every setting checked and valid (stage check_params; this text never changes, "
@@ -61,19 +62,19 @@ def tasks(params: dict[str, Any]) -> list[str]:
 
 
 def data_source(params: dict[str, Any]) -> str:
-    from .data.fetch import SOURCES
+    from facesketch.data.fetch import SOURCES
 
     return choice("data.source", get(params, "data.source"), SOURCES)
 
 
 def preprocess(params: dict[str, Any]) -> dict[str, bool]:
-    from .data.preprocess import cleaning_options
+    from facesketch.data.preprocess import cleaning_options
 
     return cleaning_options(params)
 
 
 def split(params: dict[str, Any]) -> dict[str, Any]:
-    from .data.split import settings
+    from facesketch.data.split import settings
 
     return settings(params)
 

@@ -1,7 +1,7 @@
 """Running a trained model on the user's own images (``facesketch predict``).
 
 An input is prepared exactly as the pipeline prepares its data: read by the
-same reader (:mod:`facesketch.images`: RGB uint8, transparent pixels laid on
+same reader (:mod:`facesketch.core.images`: RGB uint8, transparent pixels laid on
 white, a JPEG's EXIF orientation applied), resized to the model's square
 ``image_size`` (from its ``info.json``) and scaled to floats in [0, 1]. The
 output is resized back to the input's width x height.
@@ -40,10 +40,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import TASKS, fileio, layout
-from .errors import DataError, FacesketchError
-from .images import read_rgb
-from .layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
+from facesketch import TASKS
+from facesketch.core import fileio
+from facesketch.core import layout
+from facesketch.core.errors import DataError, FacesketchError
+from facesketch.core.images import read_rgb
+from facesketch.core.layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg"}
@@ -78,7 +80,7 @@ class ModelEntry:
     @property
     def face_geometry(self):
         """Where the model's training faces had their landmarks (facesketch.faces.geometry.FaceGeometry)."""
-        from .faces.geometry import FaceGeometry
+        from facesketch.faces.geometry import FaceGeometry
 
         try:
             return FaceGeometry.from_info(self.info.get("face_geometry"))
@@ -358,7 +360,7 @@ class Predictor:
 
     @classmethod
     def load(cls, entry: ModelEntry, batch_size: int = DEFAULT_BATCH) -> "Predictor":
-        from .saved import load_predictor
+        from facesketch.core.saved import load_predictor
 
         file = entry.path / MODEL_FILE
         if not file.exists():
@@ -372,15 +374,15 @@ class Predictor:
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """The pipeline's preprocessing: square resize to image_size, floats in [0, 1]."""
-        from .data.dataset import to_float
-        from .data.preprocess import to_square
+        from facesketch.data.dataset import to_float
+        from facesketch.data.preprocess import to_square
 
         return to_float(to_square(image, self.size))
 
     def run_batch(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Float N x S x S x 3 -> uint8 outputs, in batches of ``batch_size`` (default: the
         predictor's, or N if fewer); the last one is padded, so every call has one shape."""
-        from .data.dataset import to_uint8
+        from facesketch.data.dataset import to_uint8
 
         n = len(batch)
         b = int(batch_size) if batch_size else min(self.batch_size, max(1, n))
@@ -416,8 +418,8 @@ def no_face_message(path: Path | str) -> str:
 def find_faces(image: np.ndarray, geometry: Any, min_height: int) -> list:
     """Every face in ``image``, left to right, aligned to ``geometry`` (facesketch.faces.align.AlignedFace),
     each crop at least ``min_height`` tall."""
-    from .faces.align import align, crop_height
-    from .faces.detect import detect_faces
+    from facesketch.faces.align import align, crop_height
+    from facesketch.faces.detect import detect_faces
 
     return [align(image, f, geometry, crop_height(f, geometry, min_height)) for f in detect_faces(image)]
 
@@ -437,7 +439,7 @@ def process_image(predictor: "Predictor", image: np.ndarray, *, align: bool = Tr
     Raises DataError when alignment finds no face."""
     if not align:
         return Processed([], [], predictor.predict([image], batch_size=1)[0])
-    from .faces.align import paste
+    from facesketch.faces.align import paste
 
     faces = find_faces(image, predictor.entry.face_geometry, predictor.size)
     if not faces:
@@ -548,7 +550,7 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
                 face_outs = [next(outs) for _ in faces]
                 result.faces += len(faces)
                 if align == "paste":
-                    from .faces.align import paste
+                    from facesketch.faces.align import paste
 
                     write(dest, paste(image, faces, face_outs))
                 else:

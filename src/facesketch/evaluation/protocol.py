@@ -29,7 +29,7 @@ Settings
     window sigma 1.5, population covariance, data range 255. PSNR:
     10 log10(255^2 / MSE) on the 8-bit values. MAE: mean absolute difference of
     the 8-bit values divided by 255 (the [0, 1] scale of the training loss).
-    FSIM/FSIMc/SCOOT: see ``facesketch.metrics``.
+    FSIM/FSIMc/SCOOT: see ``facesketch.evaluation.metrics``.
 Rank-1
     each prediction against every test target by grey SSIM (the settings
     above), on the native images; a hit when its own target is strictly the
@@ -57,12 +57,13 @@ import pandas as pd
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from . import TASKS, fileio
-from . import metrics
-from .data.manifest import read_manifest
-from .errors import DataError
-from .images import luma
-from .layout import RAW_DIR
+from facesketch import TASKS
+from facesketch.core import fileio
+from facesketch.evaluation import metrics
+from facesketch.data.manifest import read_manifest
+from facesketch.core.errors import DataError
+from facesketch.core.images import luma
+from facesketch.core.layout import RAW_DIR
 
 NATIVE_INTERPOLATION = cv2.INTER_CUBIC
 SSIM_SETTINGS = dict(gaussian_weights=True, sigma=metrics.SSIM_SIGMA, use_sample_covariance=False, data_range=255)
@@ -71,7 +72,7 @@ RESAMPLES = 10_000
 SEED = 0
 
 # The metrics of each task, in the order tables show them, and which way is better: read from
-# the one spec of the metrics (facesketch.metrics.BENCHMARK_METRICS).
+# the one spec of the metrics (facesketch.evaluation.metrics.BENCHMARK_METRICS).
 TASK_METRICS = {task: metrics.task_metrics(task) for task in TASKS}
 HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in metrics.BENCHMARK_METRICS}
 
@@ -91,11 +92,11 @@ def protocol(task: str) -> dict[str, Any]:
         "colour": colour,
         "data_range": {"ssim": 255, "psnr": 255, "mae": "8-bit difference / 255"},
         "implementation": {
-            "fsim": "facesketch.metrics.featuresim = FeatureSIM.m (Zhang et al. 2011), checked against it in Octave",
+            "fsim": "facesketch.evaluation.metrics.featuresim = FeatureSIM.m (Zhang et al. 2011), checked against it in Octave",
             **({"fsimc": "FSIMc of the same FeatureSIM.m call"} if task == "s2f" else {}),
             "ssim": "skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, "
                     "use_sample_covariance=False, data_range=255)",
-            **({"scoot": "facesketch.metrics.scoot = ScootMeasure.m (Fan et al. 2019): skimage graycomatrix/"
+            **({"scoot": "facesketch.evaluation.metrics.scoot = ScootMeasure.m (Fan et al. 2019): skimage graycomatrix/"
                          "graycoprops, 6 levels, 4 orientations, 4x4 blocks, contrast and energy"}
                if task == "f2s" else {}),
             "rank1": "nearest test target by grey SSIM (same settings), native size",

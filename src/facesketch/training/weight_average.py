@@ -17,7 +17,7 @@ a GAN's generator optimizer tracks only the generator, so the swap fails on a le
 mismatch. Averaging the predictor's weights in a callback serves every model alike.
 
 The averages and the step count are part of a resumable checkpoint: ``state()`` and
-``load_state()`` (see ``facesketch.training``).
+``load_state()`` (see ``facesketch.training.fit``).
 """
 
 from __future__ import annotations

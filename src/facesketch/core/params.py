@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import ParamError
+from facesketch.core.errors import ParamError
 
 PARAMS_FILE = "params.yaml"
 
@@ -110,7 +110,7 @@ def augment(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def task(name: str) -> str:
-    from . import TASKS
+    from facesketch import TASKS
 
     return choice("task", name, TASKS)
 

@@ -53,7 +53,7 @@ from scipy.spatial.distance import cdist
 from skimage.feature import graycomatrix, graycoprops
 from skimage.metrics import structural_similarity
 
-from .images import LUMA
+from facesketch.core.images import LUMA
 
 # SSIM (Wang et al. 2004) settings, shared by ssim() and the rank-1 SSIM matrix.
 SSIM_SIGMA = 1.5

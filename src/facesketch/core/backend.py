@@ -51,7 +51,7 @@ def cluster_workers() -> int:
     try:
         cluster = json.loads(raw).get("cluster", {})
     except (ValueError, AttributeError) as exc:
-        from .errors import ParamError
+        from facesketch.core.errors import ParamError
 
         raise ParamError(f"TF_CONFIG: not valid JSON with a 'cluster' mapping ({exc})") from None
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))

@@ -23,14 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, estimate, fileio, losses, tf_runtime, weight_average
-from . import models as registry
-from .params import LOSSES, OPTIMIZERS, choice
-from .params import runtime as runtime_settings, task as check_task, training as training_settings
-from . import tracking
-from .data.dataset import load_task, to_float, train_photos
-from .errors import DataError, Interrupted
-from .layout import (CHECKPOINT_ROOT, HISTORY_DIR, INFO_FILE, MODEL_FILE, MODELS_DIR, PROCESSED_FILE, SPLIT_FILE,
+from facesketch import __version__
+from facesketch.training import estimate
+from facesketch.core import fileio
+from facesketch.training import losses
+from facesketch.core import backend
+from facesketch.training import weight_average
+from facesketch import models as registry
+from facesketch.core.params import LOSSES, OPTIMIZERS, choice
+from facesketch.core.params import runtime as runtime_settings, task as check_task, training as training_settings
+from facesketch import tracking
+from facesketch.data.dataset import load_task, to_float, train_photos
+from facesketch.core.errors import DataError, Interrupted
+from facesketch.core.layout import (CHECKPOINT_ROOT, HISTORY_DIR, INFO_FILE, MODEL_FILE, MODELS_DIR, PROCESSED_FILE, SPLIT_FILE,
                      history_file, model_dir, run_name)
 
 
@@ -163,7 +168,7 @@ def _epoch_checkpoint_class():
             super().__init__()
             self.ckpt_dir, self.state, self.history, self.tracker = ckpt_dir, state, history, tracker
             self.weights_file = ckpt_dir / "last.weights.h5"
-            # the predictor's weight averages (facesketch.weight_average), saved with the weights
+            # the predictor's weight averages (facesketch.training.weight_average), saved with the weights
             self.average, self.average_file = average, ckpt_dir / "weight_average.npz"
             # Saving weights and optimizer state costs about as much as a few steps: on a fast
             # device with small epochs, after every epoch it would dominate. Save when this long
@@ -254,14 +259,14 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     runtime = runtime_settings(params)
     cfg = registry.config(model_name, params)
     model_spec = registry.spec(model_name)
-    tf_runtime.init(training["seed"])
+    backend.init(training["seed"])
     import keras
 
     train_set, val_set = load_task(task, "train", processed_file, split_file), load_task(task, "val", processed_file, split_file)
     size = train_set.inputs.shape[1]
-    chief = tf_runtime.is_chief()
-    strategy = tf_runtime.strategy(runtime["distribute"])
-    policy = tf_runtime.precision_policy(runtime["precision"])
+    chief = backend.is_chief()
+    strategy = backend.strategy(runtime["distribute"])
+    policy = backend.precision_policy(runtime["precision"])
     keras.mixed_precision.set_dtype_policy(policy)  # set every time: one process may train several models
     with strategy.scope():
         model = registry.build(model_name, size, params)
@@ -286,7 +291,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
                      cfg, [processed_file, split_file])
     ckpt_dir = Path(checkpoint_root) / name
     if not chief:  # a non-chief worker of a cluster: its own scratch space, no MLflow run, no outputs
-        ckpt_dir = ckpt_dir / f"worker-{tf_runtime.task_index()}"
+        ckpt_dir = ckpt_dir / f"worker-{backend.task_index()}"
     state_file = ckpt_dir / "state.json"
     state: dict[str, Any] = fileio.read_json(state_file) if state_file.exists() else {}
     if state.get("fingerprint") != fp:
@@ -400,14 +405,14 @@ def _pending_others(params: dict[str, Any], model_name: str, name: str, size: in
 def face_geometry(processed_file: Path, split_file: Path, size: int):
     """Where the landmarks sit in the training photos (facesketch.faces.geometry), measured with the
     face detector; the CUHK default when the images are too small to measure or no detector works."""
-    from .faces import geometry
+    from facesketch.faces import geometry
 
     photos, sizes = train_photos(processed_file, split_file)
     aspect = geometry.training_aspect(sizes)
     if size < geometry.MIN_MEASURE_SIZE:
         return geometry.cuhk_default(
             f"training images are {size} px, too small to measure (under {geometry.MIN_MEASURE_SIZE})", len(photos), 0)
-    from .faces import detect
+    from facesketch.faces import detect
 
     try:
         return geometry.measure_geometry(photos, aspect, detect.detect_faces)

@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from . import TASKS
-from .errors import FacesketchError
-from .params import load_params
+from facesketch import TASKS
+from facesketch.core.errors import FacesketchError
+from facesketch.core.params import load_params
 
 
 def run(main: Callable[[argparse.Namespace, dict[str, Any]], str | None], *,

@@ -1,6 +1,6 @@
 """The evaluate stage: score a trained model (and the baselines) on the test split.
 
-Scoring follows the benchmark protocol of ``facesketch.benchmark``: native-size
+Scoring follows the benchmark protocol of ``facesketch.evaluation.protocol``: native-size
 predictions saved as PNGs under ``data/predictions/``, original targets from
 ``data/raw``; ``metrics/<name>.json`` holds the means (top level), their
 bootstrap intervals and the protocol, ``metrics/per_image/<name>.csv`` one
@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from . import benchmark
-from . import fileio, tracking
-from .data.dataset import load_task, to_float, to_uint8
-from .images import luma
-from .layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, RAW_DIR, SPLIT_FILE,
+from facesketch.evaluation import protocol
+from facesketch import tracking
+from facesketch.core import fileio
+from facesketch.data.dataset import load_task, to_float, to_uint8
+from facesketch.core.images import luma
+from facesketch.core.layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, RAW_DIR, SPLIT_FILE,
                      baselines_name, metrics_file, model_dir, per_image_file, predictions_of, run_name)
 
 
@@ -26,7 +27,7 @@ def score(task: str, preds_u8: np.ndarray, ids: list[str], out_dir: Path,
           raw_dir: Path = RAW_DIR) -> tuple[dict[str, Any], "Any"]:
     """(summary, per-image table) of 8-bit predictions by the benchmark protocol; the native
     predictions scored are saved in ``out_dir``."""
-    return benchmark.score(task, preds_u8, ids, benchmark.read_targets(task, ids, raw_dir), out_dir)
+    return protocol.score(task, preds_u8, ids, protocol.read_targets(task, ids, raw_dir), out_dir)
 
 
 def logged_metrics(summary: dict[str, Any]) -> dict[str, float]:
@@ -43,7 +44,7 @@ def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRIC
 def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
              split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
-    from .saved import load_predictor
+    from facesketch.core.saved import load_predictor
 
     name = run_name(model_name, task)
     folder = model_dir(name, models_dir)
@@ -55,7 +56,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
     summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
     write_scores(name, summary, per_image, metrics_dir)
     if info.get("mlflow_run_id"):
-        from .grids import image_grid
+        from facesketch.evaluation.grids import image_grid
 
         shown = min(4, len(test.ids))
         sample = image_grid(test.ids[:shown], [("input", test.inputs), (model_name, preds_u8),
@@ -89,10 +90,10 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
         candidates["grey_input"] = greyscale(to_float(test.inputs))
     import pandas as pd
 
-    targets = benchmark.read_targets(task, test.ids, raw_dir)
+    targets = protocol.read_targets(task, test.ids, raw_dir)
     results, tables = {}, []
     for kind, preds in candidates.items():
-        summary, per_image = benchmark.score(task, to_uint8(preds), test.ids, targets,
+        summary, per_image = protocol.score(task, to_uint8(preds), test.ids, targets,
                                      predictions_of(baselines_name(task), predictions_dir) / kind)
         results[kind] = summary
         tables.append(per_image.assign(baseline=kind))

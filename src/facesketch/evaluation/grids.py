@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import fileio
+from facesketch.core import fileio
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:

@@ -1,18 +1,18 @@
 """Loading a trained model from disk (``models/<model>-<task>/``, see
-:mod:`facesketch.layout`). TensorFlow is imported only to load one."""
+:mod:`facesketch.core.layout`). TensorFlow is imported only to load one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .layout import MODEL_FILE
+from facesketch.core.layout import MODEL_FILE
 
 
 def load_predictor(model_dir: Path):
     """The saved inference model of ``models/<name>-<task>``."""
-    from . import tf_runtime
+    from facesketch.core import backend
 
-    tf_runtime.init()
+    backend.init()
     import keras
 
     return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import TASKS, predict
-from .images import read_rgb
-from .errors import FacesketchError
+from facesketch import TASKS
+from facesketch.use import predict
+from facesketch.core.images import read_rgb
+from facesketch.core.errors import FacesketchError
 
 MODES = {"paste": "find faces, paste the result back into the picture",
          "crop": "find faces, show each aligned face's result",
@@ -73,7 +74,7 @@ class Service:
                 f"{(s['predictor_parameters'] or 0):,} parameters")
         if entry.metrics is None:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
-        from .metrics import BENCHMARK_METRICS  # the one spec of labels and formats (imports SciPy: only here)
+        from facesketch.evaluation.metrics import BENCHMARK_METRICS  # the one spec of labels and formats (imports SciPy: only here)
 
         values = {"rank1": entry.metrics.get("accuracy"), **entry.metrics}  # "accuracy": files before the protocol
         cells = [(m.label, m.fmt(float(values[m.key]))) for m in BENCHMARK_METRICS

@@ -3,7 +3,7 @@
 Once the first steps after graph tracing have run, the measured images/s
 gives this stage's remaining time (images x epochs / rate). The other train
 stages of the matrix still without a finished model are estimated from this
-one by their FLOPs per training image (facesketch.flops), at the same
+one by their FLOPs per training image (facesketch.training.flops), at the same
 effective FLOP/s. A long estimate comes with a cheaper command to run instead.
 """
 
@@ -116,8 +116,8 @@ def callback(name: str, images: int, epochs: int, initial_epoch: int, size: int,
 
 def relative_flops(stages: list[tuple[str, str]], this_model: str, size: int, params: dict[str, Any]) -> list[tuple[str, float]]:
     """(stage name, its training FLOPs / this model's) for ``stages``; models are built to count them."""
-    from . import models as registry
-    from .flops import training_flops
+    from facesketch import models as registry
+    from facesketch.training.flops import training_flops
 
     cache: dict[str, int] = {}
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DataError
-from .tf_runtime import _quiet_fd2 as quiet_fd2  # decoders' C-level warnings (FACESKETCH_TF_VERBOSE=1 shows them)
+from facesketch.core.errors import DataError
+from facesketch.core.backend import _quiet_fd2 as quiet_fd2  # decoders' C-level warnings (FACESKETCH_TF_VERBOSE=1 shows them)
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 

@@ -23,9 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import TASKS, __version__
-from .errors import FacesketchError
-from .layout import METRICS_DIR, MODELS_DIR
+from facesketch import TASKS, __version__
+from facesketch.core.errors import FacesketchError
+from facesketch.core.layout import METRICS_DIR, MODELS_DIR
 
 TASK_HELP = "f2s: photo -> sketch; s2f: sketch -> photo"
 
@@ -43,7 +43,7 @@ def _note(msg: str, quiet: bool = False) -> None:
 
 
 def cmd_predict(ns: argparse.Namespace) -> int:
-    from . import predict
+    from facesketch.use import predict
 
     entry, why = predict.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
     out_dir = Path(ns.output)
@@ -103,7 +103,7 @@ def table(rows: list[list[str]], right: set[int]) -> str:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    from . import predict
+    from facesketch.use import predict
 
     entries = predict.list_models(ns.models_dir, ns.metrics_dir, ns.task)
     if ns.json:
@@ -138,7 +138,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     if importlib.util.find_spec("gradio") is None:
         raise FacesketchError("the web page needs the app extra (gradio is not installed); install it with "
                               "`pip install 'facesketch[app]'` (scripts/setup.sh does)")
-    from . import app
+    from facesketch.use import app
 
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         _note(f"warning: serving on {ns.host}: anyone who can reach this machine can use the page")

@@ -1,0 +1,1 @@
+"""Scoring: the benchmark protocol, the image metrics, the evaluate stage and image grids."""

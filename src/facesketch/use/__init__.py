@@ -1,0 +1,1 @@
+"""Using trained models: `facesketch predict`, the command line and the local web page."""
