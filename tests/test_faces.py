@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from facesketch.core import fileio
+from facesketch.core.errors import FacesketchError
 from facesketch.use import predict
 from facesketch.use.cli import main
 from facesketch.faces import align, geometry
@@ -172,11 +173,32 @@ def read(path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def test_training_stores_a_face_geometry(trained):
-    info = fileio.read_json(trained["models"] / "conv-f2s" / "info.json")
-    stored = info["face_geometry"]
-    assert stored["source"] == "default" and "32 px" in stored["note"]  # too small to measure: CUHK's
-    assert geometry.FaceGeometry.from_info(stored).points == geometry.CUHK_POINTS
+def test_predict_reads_the_face_geometry_stage_output_beside_the_models(trained, tmp_path, capsys):
+    """Training stores no geometry (its own stage measures it); predict reads the stage's output from
+    the project the models folder is in, the CUHK default (saying which file it missed) without one."""
+    from facesketch.core.layout import FACE_GEOMETRY_FILE
+    from facesketch.faces.measure import write_training_geometry
+
+    model_dir = trained["models"] / "conv-f2s"
+    assert "face_geometry" not in fileio.read_json(model_dir / "info.json")
+    missing = predict.load_entry(model_dir, trained["metrics"]).face_geometry
+    assert missing.source == "default" and str(trained["root"] / FACE_GEOMETRY_FILE) in missing.note
+
+    # the stage on the tiny 32 px training photos: too small to measure, CUHK's, and it says so
+    out = trained["root"] / FACE_GEOMETRY_FILE
+    written = write_training_geometry(trained["root"] / "pairs.npz", trained["root"] / "split.json", out)
+    assert written.source == "default" and "32 px" in written.note and "32 px" in capsys.readouterr().err
+    assert fileio.read_json(out)["note"] == written.note
+    try:
+        assert predict.load_entry(model_dir, trained["metrics"]).face_geometry == written
+        own = geometry.FaceGeometry(0.75, ((0.3, 0.4), (0.7, 0.4), (0.5, 0.55), (0.35, 0.7), (0.65, 0.7)), "measured", 9, 8)
+        fileio.write_json(out, own.to_info())
+        assert predict.load_entry(model_dir, trained["metrics"]).face_geometry == own
+        out.write_text("{not json")
+        with pytest.raises(FacesketchError, match=f"{out}: cannot be read.*dvc repro face_geometry"):
+            predict.load_entry(model_dir, trained["metrics"]).face_geometry
+    finally:
+        out.unlink()  # the other tests align to the default
 
 
 @pytest.fixture(scope="module")

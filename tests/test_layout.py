@@ -23,6 +23,7 @@ def declared(stage: str, kind: str) -> set[str]:
     ("fetch", "outs", layout.RAW_DIR),
     ("preprocess", "outs", layout.PROCESSED_FILE.parent),
     ("split", "outs", layout.SPLIT_FILE.parent),
+    ("face_geometry", "outs", layout.FACE_GEOMETRY_FILE),
     ("train", "outs", layout.model_dir(NAME)),
     ("train", "outs", layout.history_file(NAME)),
     ("baselines", "metrics", layout.metrics_file(BASELINES)),

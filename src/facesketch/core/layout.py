@@ -6,6 +6,8 @@ checks that it does.
 
 - ``data/raw/`` (+ ``pairs.csv``), ``data/processed/pairs.npz``,
   ``data/split/split.json``: the data stages' contract (see :mod:`facesketch.data`);
+- ``data/faces/geometry.json``: where the landmarks sit in the training photos (the
+  face_geometry stage; predict aligns faces to it, see :mod:`facesketch.faces.measure`);
 - ``models/<model>-<task>/``: ``model.keras`` (the inference network) and
   ``info.json`` (how it was trained);
 - ``metrics/<name>.json``: a model's (or ``baselines-<task>``'s) scores;
@@ -26,6 +28,7 @@ PROCESSED_FILE = Path("data/processed/pairs.npz")
 SPLIT_FILE = Path("data/split/split.json")
 PARAMS_CHECKED_FILE = Path("data/params_checked.txt")
 PREDICTIONS_DIR = Path("data/predictions")
+FACE_GEOMETRY_FILE = Path("data/faces/geometry.json")
 
 MODELS_DIR = Path("models")
 MODEL_FILE = "model.keras"

@@ -1,4 +1,4 @@
-"""Where the five landmarks sit in a model's training images, stored with the model.
+"""Where the five landmarks sit in a model's training images.
 
 The pipeline squeezes each training image (CUHK: 200x250) into the model's
 square, so a face geometry has two parts: the aspect (width / height) of the
@@ -7,19 +7,25 @@ as fractions of that frame's width and height (which the squeeze leaves
 unchanged). Alignment maps a detected face onto these positions in a frame of
 that aspect; the predictor then squeezes the crop exactly as the pipeline did.
 
-``measure_geometry`` runs the detector on the training photos at training
-time (facesketch.training.fit writes the result to ``info.json`` as
+``measure_geometry`` runs the detector on the training photos in the
+face_geometry stage (facesketch.faces.measure writes ``data/faces/geometry.json``;
+models trained before that stage existed carry it in their ``info.json`` as
 ``face_geometry``). When too few faces are found there (synthetic data, tiny
 images, no detector), the CUHK geometry measured once from the 88 real CUHK
-training photos is used instead and the info says so.
+training photos is used instead and the note says so. ``for_model`` is how
+predict finds a model's geometry.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from facesketch.core.layout import FACE_GEOMETRY_FILE
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # image left/right, as MTCNN names them
 
@@ -85,6 +91,33 @@ class FaceGeometry:
 def cuhk_default(note: str = "", n_images: int = 0, n_detected: int = 0) -> FaceGeometry:
     text = f"CUHK default ({CUHK_MEASURED_ON})" + (f": {note}" if note else "")
     return FaceGeometry(CUHK_ASPECT, CUHK_POINTS, "default", n_images, n_detected, text)
+
+
+def for_model(model_dir: Path, info: dict[str, Any]) -> FaceGeometry:
+    """The face geometry a model in ``model_dir`` (``<project>/models/<name>``) aligns faces to.
+
+    In order: the ``face_geometry`` in its ``info.json`` (models trained before the face_geometry
+    stage, or a folder made self-contained by hand); the project's face_geometry stage output
+    (``<project>/data/faces/geometry.json``, beside the models folder: every model of a project is
+    trained on the same photos); else the CUHK default, whose note names the file it looked for.
+    Raises ValueError naming the file when a stored geometry is malformed.
+    """
+    if info.get("face_geometry"):
+        try:
+            return FaceGeometry.from_info(info["face_geometry"])
+        except ValueError as exc:
+            raise ValueError(f"{Path(model_dir) / 'info.json'}: {exc}") from None
+    measured = Path(model_dir).parent.parent / FACE_GEOMETRY_FILE
+    try:
+        stored = json.loads(measured.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return cuhk_default(f"no {measured} (run `dvc repro face_geometry`, or copy it beside the models folder)")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{measured}: cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        return FaceGeometry.from_info(stored)
+    except ValueError as exc:
+        raise ValueError(f"{measured}: {exc}") from None
 
 
 def training_aspect(source_sizes: np.ndarray | None) -> float:

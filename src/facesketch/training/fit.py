@@ -33,7 +33,7 @@ from facesketch import models as registry
 from facesketch.core.params import LOSSES, OPTIMIZERS, choice
 from facesketch.core.params import runtime as runtime_settings, task as check_task, training as training_settings
 from facesketch import tracking
-from facesketch.data.dataset import load_task, to_float, train_photos
+from facesketch.data.dataset import load_task, to_float
 from facesketch.core.errors import DataError, Interrupted
 from facesketch.core.layout import (CHECKPOINT_ROOT, HISTORY_DIR, INFO_FILE, MODEL_FILE, MODELS_DIR, PROCESSED_FILE, SPLIT_FILE,
                      history_file, model_dir, run_name)
@@ -365,7 +365,6 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return info
-    info["face_geometry"] = face_geometry(processed_file, split_file, size).to_info()
     out_dir = model_dir(name, models_dir)
     with fileio.atomic_dir(out_dir) as tmp:
         predictor.save(tmp / MODEL_FILE)
@@ -401,22 +400,3 @@ def _pending_others(params: dict[str, Any], model_name: str, name: str, size: in
     except Exception as exc:  # noqa: BLE001 - an estimate must never stop training
         print(f"{name}: (no estimate for the other stages: {exc})", file=sys.stderr)
         return []
-
-def face_geometry(processed_file: Path, split_file: Path, size: int):
-    """Where the landmarks sit in the training photos (facesketch.faces.geometry), measured with the
-    face detector; the CUHK default when the images are too small to measure or no detector works."""
-    from facesketch.faces import geometry
-
-    photos, sizes = train_photos(processed_file, split_file)
-    aspect = geometry.training_aspect(sizes)
-    if size < geometry.MIN_MEASURE_SIZE:
-        return geometry.cuhk_default(
-            f"training images are {size} px, too small to measure (under {geometry.MIN_MEASURE_SIZE})", len(photos), 0)
-    from facesketch.faces import detect
-
-    try:
-        return geometry.measure_geometry(photos, aspect, detect.detect_faces)
-    except Exception as exc:  # noqa: BLE001 - the model is trained: never lose it to the detector; say why
-        reason = str(exc) if isinstance(exc, detect.DetectorUnavailable) else f"face detection failed ({type(exc).__name__}: {exc})"
-        print(f"warning: {reason}; storing the CUHK default face geometry", file=sys.stderr)
-        return geometry.cuhk_default(reason, len(photos), 0)

@@ -13,7 +13,7 @@ so nothing is retraced per image or per batch).
 Faces in ordinary pictures (the default; ``align=None`` keeps the squeeze above for
 inputs that are already aligned like the training images): every face is found
 (facesketch.faces.detect), cut out and aligned to the model's training geometry
-(``face_geometry`` in its info.json), the model runs on each aligned crop, and
+(``data/faces/geometry.json``, the face_geometry stage's output), the model runs on each aligned crop, and
 the outputs are either pasted back into the picture with a soft edge
 (``paste``) or written as the aligned crops, one file per face (``crop``). A
 picture without a face is reported by name; the others go on.
@@ -79,13 +79,14 @@ class ModelEntry:
 
     @property
     def face_geometry(self):
-        """Where the model's training faces had their landmarks (facesketch.faces.geometry.FaceGeometry)."""
-        from facesketch.faces.geometry import FaceGeometry
+        """Where the model's training faces had their landmarks (facesketch.faces.geometry.FaceGeometry):
+        the face_geometry stage's output beside the models folder (see facesketch.faces.geometry.for_model)."""
+        from facesketch.faces.geometry import for_model
 
         try:
-            return FaceGeometry.from_info(self.info.get("face_geometry"))
+            return for_model(self.path, self.info)
         except ValueError as exc:
-            raise FacesketchError(f"{self.path / INFO_FILE}: {exc}; retrain the model, or use --no-align") from None
+            raise FacesketchError(f"{exc}; run `dvc repro face_geometry`, or use --no-align") from None
 
     @property
     def ssim(self) -> float | None:
