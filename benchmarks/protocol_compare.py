@@ -45,8 +45,6 @@ def trained(models_dir: Path) -> list[tuple[str, str]]:
 
 
 def compare(workspace: Path, recompute: bool = False) -> list[dict[str, Any]]:
-    import numpy as np
-
     from facesketch.evaluation import protocol
     from facesketch.core import fileio
     from facesketch.evaluation import metrics

@@ -217,7 +217,7 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     md = (tmp_path / "reports/report.md").read_text()
     assert "leave such images out: conv s2f: 1 of 3." in md and "conv s2f: 1 of 3" in html_text
     # the second model is clearly better: marked as beating the runner-up, in both documents
-    assert f"| f2s | ssim | conv | dense |".replace("ssim", "SSIM") in md and "conv beats dense" in md
+    assert "| f2s | ssim | conv | dense |".replace("ssim", "SSIM") in md and "conv beats dense" in md
     assert "conv beats dense" in html_text and "†" in md and "†" in html_text
     # the study's answer, from these numbers, with each winner's architecture and loss
     assert "### Which model wins, and why" in md and "<h3>Which model wins, and why</h3>" in html_text
