@@ -8,7 +8,7 @@ bootstrap (``facesketch.evaluation.protocol.paired_difference``: 95% percentile 
 10,000 resamples). The base setting is the study's plain training at the budget
 given (no augmentation, constant learning rate, no SSIM term, no weight
 average) with every training pair used (no validation hold-out), as
-scripts/benchmark.sh trains.
+scripts/cuhk_benchmark.sh trains.
 
 Run it in a workspace whose data stages have run at the image size wanted
 (data/raw, data/processed/pairs.npz); each seed's random split is made here

@@ -4,7 +4,7 @@
 # original files; README: The benchmark protocol), as a named DVC experiment,
 # printing the results table beside the published ones at the end.
 #
-#   bash scripts/benchmark.sh ARCHIVE_DIR [--gpu] [dvc exp run arguments...]
+#   bash scripts/cuhk_benchmark.sh ARCHIVE_DIR [--gpu] [dvc exp run arguments...]
 #
 # ARCHIVE_DIR holds the CUHK student set's archives (CUHK_training_photo.zip,
 # CUHK_training_sketch.zip, CUHK_testing_photo.zip, CUHK_testing_sketch.zip).
@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: bash scripts/benchmark.sh ARCHIVE_DIR [--gpu] [dvc exp run arguments...]" >&2; exit 2; }
+usage() { echo "usage: bash scripts/cuhk_benchmark.sh ARCHIVE_DIR [--gpu] [dvc exp run arguments...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; esac
 archive_dir=$(cd "$1" 2>/dev/null && pwd) || { echo "benchmark: ARCHIVE_DIR '$1' is not a folder" >&2; exit 2; }

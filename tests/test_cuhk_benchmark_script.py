@@ -1,10 +1,10 @@
-"""scripts/benchmark.sh refuses bad arguments before it installs or runs anything."""
+"""scripts/cuhk_benchmark.sh refuses bad arguments before it installs or runs anything."""
 
 import subprocess
 
 from conftest import REPO
 
-SCRIPT = REPO / "scripts" / "benchmark.sh"
+SCRIPT = REPO / "scripts" / "cuhk_benchmark.sh"
 
 
 def _run(*args, cwd=None):
@@ -14,7 +14,7 @@ def _run(*args, cwd=None):
 def test_no_archive_dir_prints_usage():
     res = _run()
     assert res.returncode == 2
-    assert "usage: bash scripts/benchmark.sh ARCHIVE_DIR" in res.stderr
+    assert "usage: bash scripts/cuhk_benchmark.sh ARCHIVE_DIR" in res.stderr
 
 
 def test_a_missing_folder_is_named(tmp_path):
