@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUHK benchmark in one command: the recommended model trained on the
 # training pairs and scored by the benchmark protocol (native 200x250, the
-# original files; README: The benchmark protocol), as a named DVC experiment,
+# original files; docs/protocol.md), as a named DVC experiment,
 # printing the results table beside the published ones at the end.
 #
 #   bash scripts/cuhk_benchmark.sh ARCHIVE_DIR [--gpu] [dvc exp run arguments...]
@@ -19,8 +19,8 @@
 #     learning rate, the saved generator a moving average of its weights
 #     (ema_decay 0.999), no augmentation, every training pair used (no
 #     validation hold-out): the levers that paid in benchmarks/levers.py
-#     (README: Results).
-#     Measured on the 2-core reference CPU: see README (Results).
+#     (docs/results.md).
+#     Measured on the 2-core reference CPU: see docs/results.md.
 #   --gpu: unet_gan and vae on both tasks at the study's 256 px, 200 epochs, batch 8,
 #     the same levers.
 set -euo pipefail

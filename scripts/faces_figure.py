@@ -1,4 +1,4 @@
-"""Draw README's before/after figure of face alignment on skimage.data.astronaut().
+"""Draw docs/cli.md's before/after figure of face alignment on skimage.data.astronaut().
 
     python scripts/faces_figure.py --model conv_bn --models-dir models -o docs/faces-astronaut.png
 

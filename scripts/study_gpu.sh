@@ -25,7 +25,7 @@ gpus=$(python -c 'import facesketch, facesketch.core.backend as r; r.init(); pri
 if [ "$gpus" = 0 ]; then
   echo "study_gpu: TensorFlow sees no GPU (nvidia-smi? CUDA 12 driver?)." >&2
   if [ "$cpu_ok" = 0 ]; then
-    echo "study_gpu: on a CPU the study takes days (see README: Speed); pass --cpu-ok to run anyway." >&2
+    echo "study_gpu: on a CPU the study takes days (see docs/speed.md); pass --cpu-ok to run anyway." >&2
     exit 2
   fi
 fi

@@ -8,7 +8,7 @@ yourself to see it again.
 TensorFlow's oneDNN CPU kernels stay on (TensorFlow's default): 1.6x faster
 here, and bit-identical from run to run on one machine with one thread count.
 Export TF_ENABLE_ONEDNN_OPTS=0 for TensorFlow's portable kernels, whose
-results also match across CPUs of different instruction sets (README:
+results also match across CPUs of different instruction sets (docs/speed.md:
 Reproducibility).
 """
 

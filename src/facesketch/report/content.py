@@ -250,7 +250,7 @@ def resolution_note(image_size: int) -> str:
             f"{SIGNIFICANT_MARK}: the best model beats the runner-up by a paired bootstrap (same resamples). "
             "Both speak of the test images, not of training: each model is one training run, and retraining "
             "with only the batch order changed moved FSIM by up to 0.014 (unet_gan, 6 epochs, 70 CUHK pairs; "
-            "README: Results).")
+            "docs/results.md).")
 
 
 def glance() -> list[tuple[str, str, str]]:

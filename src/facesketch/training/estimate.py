@@ -66,7 +66,7 @@ def message(name: str, rate: float, images: int, epochs_left: int, epochs: int, 
         smaller = max(32, size // 2)
         text += (f". Too long for this machine? Try `dvc exp run -S image_size={smaller} "
                  f"-S epochs={max(1, math.floor(epochs * LONG_SECONDS / total * (size / smaller) ** 2))}` "
-                 f"or `-S epochs={budget_epochs}` (about 1 h here), or a GPU (README: The full study)")
+                 f"or `-S epochs={budget_epochs}` (about 1 h here), or a GPU (docs/speed.md: The full study)")
     return text
 
 

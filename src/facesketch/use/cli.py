@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the offline demo pipeline (scripts/demo.sh)",
                        description="Run scripts/demo.sh: set up, then the whole DVC pipeline on synthetic "
-                                   "faces at 64x64 (about 10 minutes on 2 CPU cores). Extra arguments go to "
+                                   "faces at 32x32 (about 10 minutes on 2 CPU cores). Extra arguments go to "
                                    "`dvc exp run`, e.g. `facesketch demo -- -S epochs=2`.")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the demo script")
