@@ -261,3 +261,28 @@ def test_paste_with_native_size_is_a_usage_error(trained, head, tmp_path, capsys
     assert run(trained, src, "--crop", "--size", "native", "-o", tmp_path / "out") == 0
     assert read(tmp_path / "out" / "face_f2s_conv_face1.png").shape == (32, 32, 3)
     assert predict.default_align("f2s") == "paste" and predict.default_align("s2f") == "crop"
+
+
+def test_the_face_geometry_stage_stores_cuhks_with_the_reason_when_no_detector_runs(tmp_path, monkeypatch, capsys):
+    """No mtcnn (or a broken one): the stage still writes a geometry, CUHK's, says why, and does not fail."""
+    import sys
+
+    from facesketch.faces import detect
+    from facesketch.faces.measure import write_training_geometry
+
+    ids = [f"f-{i:03d}-01" for i in range(6)]
+    photos = np.full((6, 64, 64, 3), 180, np.uint8)
+    fileio.save_npz(tmp_path / "pairs.npz", ids=np.array(ids), photos=photos, sketches=photos,
+                    source_sizes=np.array([[250, 200]] * 6, np.int32))
+    fileio.write_json(tmp_path / "split.json", {"train": ids[:5], "val": [], "test": ids[5:]})
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # `import mtcnn` raises ImportError
+    detect._mtcnn.cache_clear()
+    try:
+        out = tmp_path / "faces" / "geometry.json"
+        g = write_training_geometry(tmp_path / "pairs.npz", tmp_path / "split.json", out)
+    finally:
+        detect._mtcnn.cache_clear()  # the next test builds the real detector again
+    assert g.source == "default" and g.points == geometry.CUHK_POINTS and g.n_images == 5
+    assert "needs the mtcnn package" in g.note and g.aspect == pytest.approx(0.8)
+    assert geometry.FaceGeometry.from_info(fileio.read_json(out)) == g
+    assert "storing the CUHK default face geometry" in capsys.readouterr().err
