@@ -53,9 +53,15 @@ BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "s
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 
 
-def compared(task: str) -> tuple[str, str]:
-    """The metrics each lever is judged on: the published figure of the task and SSIM."""
-    return HEADLINE[task], "ssim"
+IDENTITY = "id_auc"  # does the output keep the person? (evaluation/identity.py; absent without the extra)
+
+
+def compared(task: str, columns=None) -> tuple[str, ...]:
+    """The metrics each lever is judged on: the published figure of the task, SSIM and, where the
+    per-image tables have it, identity (ROC AUC of dlib's face descriptors), so that a lever that
+    raises FSIM while losing identity shows."""
+    with_identity = columns is not None and IDENTITY in columns
+    return (HEADLINE[task], "ssim", *((IDENTITY,) if with_identity else ()))
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +99,8 @@ def run_one(spec: dict[str, Any]) -> None:
                        predictions_dir=folder / "predictions", raw_dir=ws / "data/raw", **data)
     result = {"train_seconds": info["train_seconds"], "wall_seconds": round(time.time() - start, 1),
               "parameters": info["parameters"], "epochs": info["epochs"],
-              "scores": {k: summary[k] for k in ("fsim", "fsimc", "ssim", "psnr", "scoot") if k in summary}}
+              "scores": {k: summary[k] for k in ("fsim", "fsimc", "ssim", "psnr", "scoot", "id_rank1", IDENTITY)
+                         if k in summary}}
     fileio.write_json(folder / "result.json", result)
 
 
@@ -172,7 +179,8 @@ def sweep(args) -> dict[str, Any]:
         row["scores"] = r["scores"]
         if r["lever"] != "base":
             b = scores[(r["seed"], r["model"], r["task"], "base")]
-            row["delta"] = {m: delta(b, r["per_image"], m) for m in compared(r["task"])}
+            row["delta"] = {m: delta(b, r["per_image"], m)
+                            for m in compared(r["task"], b.columns.intersection(r["per_image"].columns))}
         rows.append(row)
     for model in args.models:
         for task in args.tasks:
@@ -182,10 +190,12 @@ def sweep(args) -> dict[str, Any]:
                 # every seed's images in one paired sample (ids made unique per seed)
                 b, a = (pd.concat([scores[(seed, model, task, which)].rename(index=lambda i, s=seed: f"{s}:{i}")
                                    for seed in args.seeds]) for which in ("base", lever))
+                judged = compared(task, [c for c in b.columns.intersection(a.columns)
+                                         if b[c].notna().all() and a[c].notna().all()])
                 pooled.append({"model": model, "task": task, "lever": lever,
-                               "before": {m: float(b[m].mean()) for m in compared(task)},
-                               "after": {m: float(a[m].mean()) for m in compared(task)},
-                               "delta": {m: delta(b, a, m) for m in compared(task)}})
+                               "before": {m: float(b[m].mean()) for m in judged},
+                               "after": {m: float(a[m].mean()) for m in judged},
+                               "delta": {m: delta(b, a, m) for m in judged}})
     return {"workspace": str(ws), "image_size": size, "epochs": args.epochs, "batch_size": args.batch_size,
             "seeds": args.seeds, "levers": {k: LEVERS[k][0] for k in args.levers}, "runs": rows, "pooled": pooled}
 
@@ -195,23 +205,34 @@ def markdown(res: dict[str, Any]) -> str:
              f"{res['batch_size']}, every training pair, no augmentation, constant learning rate, no SSIM term, "
              "no weight average); "
              "scored by the benchmark protocol on each seed's random test split. Delta: lever minus base on the "
-             "same images, 95% paired bootstrap interval; * the interval excludes 0. FSIM for f2s, FSIMc for s2f.",
-             "", "| seed | model | task | lever | FSIM(c) | delta | SSIM | delta | training s |",
-             "|---:|---|---|---|---:|---|---:|---|---:|"]
+             "same images, 95% paired bootstrap interval; * the interval excludes 0. FSIM for f2s, FSIMc for s2f; "
+             "ID AUC: identity kept (ROC AUC of dlib's face descriptors, evaluation/identity.py), where scored.",
+             "", "| seed | model | task | lever | FSIM(c) | delta | SSIM | delta | ID AUC | delta | training s |",
+             "|---:|---|---|---|---:|---|---:|---|---:|---|---:|"]
+
+    def cell(value, d, metric):
+        return (f"{value:.4f}" if value is not None else "-"), (fmt_delta(d[metric]) if d and metric in d else "")
+
     for r in res["runs"]:
         head = HEADLINE[r["task"]]
         d = r.get("delta")
-        lines.append(f"| {r['seed']} | {r['model']} | {r['task']} | {r['lever']} | {r['scores'][head]:.4f} | "
-                     f"{fmt_delta(d[head]) if d else ''} | {r['scores']['ssim']:.4f} | "
-                     f"{fmt_delta(d['ssim']) if d else ''} | {r['train_seconds']:.0f} |")
+        cells = [x for m in (head, "ssim", IDENTITY) for x in cell(r["scores"].get(m), d, m)]
+        lines.append(f"| {r['seed']} | {r['model']} | {r['task']} | {r['lever']} | " + " | ".join(cells)
+                     + f" | {r['train_seconds']:.0f} |")
     lines += ["", f"Pooled over seeds {', '.join(map(str, res['seeds']))} (every test image of every seed, paired):",
-              "", "| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta |",
-              "|---|---|---|---|---|---|---|"]
+              "", ("| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta "
+                   "| ID AUC before -> after | delta |"),
+              "|---|---|---|---|---|---|---|---|---|"]
     for p in res["pooled"]:
         head = HEADLINE[p["task"]]
+        cells = []
+        for m in (head, "ssim", IDENTITY):
+            if m in p["delta"]:
+                cells += [f"{p['before'][m]:.4f} -> {p['after'][m]:.4f}", fmt_delta(p["delta"][m])]
+            else:
+                cells += ["-", ""]
         lines.append(f"| {p['model']} | {p['task']} | {p['lever']} ({res['levers'][p['lever']]}) | "
-                     f"{p['before'][head]:.4f} -> {p['after'][head]:.4f} | {fmt_delta(p['delta'][head])} | "
-                     f"{p['before']['ssim']:.4f} -> {p['after']['ssim']:.4f} | {fmt_delta(p['delta']['ssim'])} |")
+                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,15 +19,15 @@ import pytest
 from conftest import make_pairs
 from facesketch.core import fileio
 from facesketch.evaluation import protocol
-from facesketch.evaluation.metrics import MetricSpec
+from facesketch.evaluation.metric_specs import GROUPS, MetricSpec
 from facesketch.report import report
 from facesketch.report.charts import nice_ticks
-from facesketch.report.content import BASELINE_LABELS, results_table
+from facesketch.report.content import BASELINE_LABELS, comparisons, results_table
 from facesketch.report.published import PUBLISHED
 
 MODELS = ["dense", "conv"]
 TASKS = ["f2s", "s2f"]
-KEYS = ("mae", "psnr", "ssim", "fsim", "rank1")
+KEYS = ("mae", "psnr", "ssim", "fsim", "ssim_rank1")
 
 
 # ---------------------------------------------------------------- the table builder
@@ -35,28 +38,28 @@ def _row(model, task, baseline=False, **values):
 
 def test_results_table_marks_best_model_and_deltas():
     rows = [
-        _row("mean_target", "f2s", True, mae=0.20, psnr=12.0, ssim=0.30, fsim=0.50, rank1=0.05),
-        _row("grey_input", "f2s", True, mae=0.01, psnr=30.0, ssim=0.90, fsim=0.95, rank1=1.0),  # beats all
-        _row("a", "f2s", mae=0.15, psnr=14.0, ssim=0.40, fsim=0.60, rank1=0.20),
-        _row("b", "f2s", mae=0.18, psnr=13.0, ssim=0.45, fsim=0.60, rank1=0.10),  # fsim tie with a
-        _row("mean_target", "s2f", True, mae=0.30, psnr=10.0, ssim=0.20, fsim=0.40, rank1=0.0),
-        _row("a", "s2f", mae=0.35, psnr=None, ssim=0.10, fsim=0.45, rank1=0.5),
-        _row("b", "s2f", mae=0.25, psnr=11.0, ssim=0.15, fsim=0.42, rank1=0.5),
+        _row("mean_target", "f2s", True, mae=0.20, psnr=12.0, ssim=0.30, fsim=0.50, ssim_rank1=0.05),
+        _row("grey_input", "f2s", True, mae=0.01, psnr=30.0, ssim=0.90, fsim=0.95, ssim_rank1=1.0),  # beats all
+        _row("a", "f2s", mae=0.15, psnr=14.0, ssim=0.40, fsim=0.60, ssim_rank1=0.20),
+        _row("b", "f2s", mae=0.18, psnr=13.0, ssim=0.45, fsim=0.60, ssim_rank1=0.10),  # fsim tie with a
+        _row("mean_target", "s2f", True, mae=0.30, psnr=10.0, ssim=0.20, fsim=0.40, ssim_rank1=0.0),
+        _row("a", "s2f", mae=0.35, psnr=None, ssim=0.10, fsim=0.45, ssim_rank1=0.5),
+        _row("b", "s2f", mae=0.25, psnr=11.0, ssim=0.15, fsim=0.42, ssim_rank1=0.5),
     ]
     table = results_table(rows)
     assert [(r.task, r.model) for r in table] == [(r["task"], r["model"]) for r in rows]
     best = {(r.task, r.model): {k for k, c in r.cells.items() if c.best} for r in table}
-    assert best[("f2s", "a")] == {"mae", "psnr", "fsim", "rank1"}   # lower MAE wins; ties both bold
+    assert best[("f2s", "a")] == {"mae", "psnr", "fsim", "ssim_rank1"}   # lower MAE wins; ties both bold
     assert best[("f2s", "b")] == {"ssim", "fsim"}
     assert best[("f2s", "mean_target")] == best[("f2s", "grey_input")] == set()  # baselines never marked
-    assert best[("s2f", "a")] == {"fsim", "rank1"}
-    assert best[("s2f", "b")] == {"mae", "psnr", "ssim", "rank1"}    # a's PSNR is missing
+    assert best[("s2f", "a")] == {"fsim", "ssim_rank1"}
+    assert best[("s2f", "b")] == {"mae", "psnr", "ssim", "ssim_rank1"}    # a's PSNR is missing
 
     cells = {(r.task, r.model): r.cells for r in table}
     a = cells[("f2s", "a")]
     assert a["mae"].delta == pytest.approx(-0.05) and a["mae"].better is True and a["mae"].delta_text == "-0.0500"
     assert a["psnr"].delta == pytest.approx(2.0) and a["psnr"].better is True
-    assert a["rank1"].text == "20.0%" and a["rank1"].delta_text == "+15.0"  # percentage points
+    assert a["ssim_rank1"].text == "20.0%" and a["ssim_rank1"].delta_text == "+15.0"  # percentage points
     assert cells[("s2f", "a")]["mae"].better is False and cells[("s2f", "a")]["psnr"].text == "-"
     assert cells[("s2f", "a")]["psnr"].delta is None
     assert cells[("f2s", "mean_target")]["mae"].delta is None  # baselines carry no delta
@@ -143,15 +146,22 @@ def check_report(reports: Path, metrics: Path, models: list[str], tasks: list[st
             if k in p:
                 assert f">{p[k]}<" in text and f"| {p[k]} |" in md
     assert "github.com/chaofengc/Face-Sketch-SCG" in md and "github.com/chaofengc/Face-Sketch-SCG" in text
-    assert "own random 80/20 split" in text and "LPIPS, DISTS and FID are not computed here" in md
-    for setting in ("BT.601", "data range 255", "Rank-1", "native", "bootstrap", "original fetched file"):
+    assert "own random 80/20 split" in text and "FID is not computed here" in md
+    for setting in ("BT.601", "data range 255", "SSIM rank-1", "native", "bootstrap", "original fetched file"):
         assert setting in md and setting in text, setting
 
 
 # ---------------------------------------------------------------- a report from fabricated outputs
 
-def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
-    """Outputs of the stages before report: processed data, split, metrics, model info, history, predictions."""
+OPTIONAL = {"id_rank1": (0, 2), "id_rank5": (0, 2), "id_verified": (0, 2), "id_auc": (0.4, 0.9),
+            "id_distance": (0.3, 0.8), "lpips_vgg": (0.2, 0.5), "lpips_alex": (0.2, 0.5), "dists": (0.1, 0.3)}
+ABSENT = {"identity": "identity metric not computed: dlib is not installed; install the optional extra",
+          "perceptual": "LPIPS and DISTS not computed: /nowhere (set FACESKETCH_WEIGHTS_DIR) lacks vgg16-397923af.pth"}
+
+
+def _fabricate(root: Path, models: list[str], tasks: list[str], optional: bool = False) -> None:
+    """Outputs of the stages before report: processed data, split, metrics, model info, history, predictions.
+    ``optional``: the identity and perceptual metrics scored too; otherwise absent, with the reasons of ABSENT."""
     from facesketch.data.split import make_split
 
     photos, sketches = make_pairs(12, 32)
@@ -166,12 +176,17 @@ def _fabricate(root: Path, models: list[str], tasks: list[str]) -> None:
         n = len(split["test"])
         table = pd.DataFrame({"id": split["test"], "mae": rng.uniform(0.05, 0.3, n) - shift / 10,
                               "psnr": rng.uniform(10, 20, n) + 10 * shift, "ssim": rng.uniform(0.2, 0.6, n) + shift,
-                              "fsim": rng.uniform(0.5, 0.7, n) + shift, "rank1": rng.integers(0, 2, n)})
+                              "fsim": rng.uniform(0.5, 0.7, n) + shift, "ssim_rank1": rng.integers(0, 2, n)})
         table["scoot" if task == "f2s" else "fsimc"] = rng.uniform(0.3, 0.6, n) + shift
+        if optional:
+            for key, (lo, hi) in OPTIONAL.items():
+                sign = 1 if protocol.HIGHER_IS_BETTER[key] else -1  # the shifted model better here too
+                table[key] = rng.integers(lo, hi, n) if isinstance(lo, int) else rng.uniform(lo, hi, n) + sign * shift
         return table
 
     def summary(task, table):
-        return protocol.summarize(task, table)
+        absent = {} if optional else {k: ABSENT[protocol.GROUP_OF[k]] for k in OPTIONAL}
+        return protocol.summarize(task, table, absent)
 
     for task in tasks:
         fileio.write_json(root / f"metrics/baselines-{task}.json",
@@ -227,6 +242,70 @@ def test_report_from_fabricated_outputs(tmp_path, monkeypatch):
     svg = (tmp_path / "reports/loss-curves.svg").read_text()
     assert svg.startswith("<svg xmlns=") and svg.count("<polyline") == 2 * len(MODELS) * len(TASKS)
 
+
+
+def _report_of(root: Path, monkeypatch) -> tuple[str, str]:
+    monkeypatch.chdir(root)
+    report({"models": MODELS, "tasks": TASKS, "image_size": 32, "report": {"grid_pairs": 2},
+            "data": {"source": "synthetic"}, "split": {"protocol": "random", "test_fraction": 0.25,
+                                                       "val_fraction": 0.2}})
+    return (root / "reports/report.md").read_text(), (root / "reports/report.html").read_text()
+
+
+def test_identity_and_perceptual_column_groups_present(tmp_path, monkeypatch):
+    _fabricate(tmp_path, MODELS, TASKS, optional=True)
+    md, html_text = _report_of(tmp_path, monkeypatch)
+    for title, meaning in GROUPS.values():
+        assert f"### {title}" in md and meaning in md and escape(meaning) in html_text
+    assert "| task | model | ID rank-1 ↑ | ID rank-5 ↑ | ID verified (d < 0.6) ↑ | ID ROC AUC ↑ | ID distance ↓ |" in md
+    assert "| task | model | LPIPS-VGG ↓ | LPIPS-Alex ↓ | DISTS ↓ |" in md
+    assert 'data-group="identity"' in html_text and 'data-group="perceptual"' in html_text
+    page = _Page()
+    page.feed(html_text)
+    for task in TASKS:
+        summary = json.loads((tmp_path / f"metrics/conv-{task}.json").read_text())
+        for key in OPTIONAL:
+            assert float(page.cells[(task, "conv", key)]) == summary[key], (task, key)
+    # the answer names who keeps identity (conv: clearly better on every fabricated metric)
+    assert "Identity: conv keeps the person best to dlib's face recognizer (ROC AUC +" in md
+    fallbacks = json.loads((tmp_path / "metrics/dense-s2f.json").read_text())
+    fileio.write_json(tmp_path / "metrics/dense-s2f.json", {**fallbacks, "id_fallbacks": 2})
+    md, html_text = _report_of(tmp_path, monkeypatch)
+    note = "dlib's detector found no face in these outputs, which were scored on the fixed CUHK face box instead: "
+    assert note + "dense s2f: 2 of 3." in md and escape(note) in html_text
+    assert "Not shown" not in md
+
+
+def test_absent_groups_say_why_and_old_files_read_as_today(tmp_path, monkeypatch):
+    _fabricate(tmp_path, MODELS, TASKS)
+    # a metrics file and per-image table from before #26: SSIM rank-1 was called rank1
+    old = tmp_path / "metrics/dense-f2s.json"
+    summary = json.loads(old.read_text())
+    summary["rank1"] = summary.pop("ssim_rank1")
+    summary["intervals"]["rank1"] = summary["intervals"].pop("ssim_rank1")
+    for key in ("absent", *[k for k in summary if k.startswith("id_")]):
+        summary.pop(key, None)
+    fileio.write_json(old, summary)
+    csv = tmp_path / "metrics/per_image/dense-f2s.csv"
+    fileio.write_text(csv, csv.read_text().replace("ssim_rank1", "rank1"))
+    md, html_text = _report_of(tmp_path, monkeypatch)
+    assert f"Not shown: {ABSENT['identity']}." in md and f"Not shown: {ABSENT['perceptual']}." in md
+    assert escape(ABSENT["identity"]) in html_text and "| ID rank-1 ↑" not in md and "| LPIPS-VGG ↓" not in md
+    page = _Page()
+    page.feed(html_text)
+    assert float(page.cells[("f2s", "dense", "ssim_rank1")]) == summary["rank1"]  # the old key, read as today
+    assert ("f2s", "ssim_rank1") in comparisons(MODELS, TASKS, tmp_path / "metrics")
+
+
+def test_metric_specs_import_without_scipy_or_skimage():
+    """The web page formats metrics from metric_specs without SciPy or scikit-image (#23)."""
+    script = ("import sys; sys.modules['scipy'] = sys.modules['skimage'] = sys.modules['dlib'] = None\n"
+              "from facesketch.evaluation.metric_specs import METRIC_SPECS, with_legacy_keys\n"
+              "v = with_legacy_keys({'accuracy': 0.25, 'ssim': 0.5})\n"
+              "print(METRIC_SPECS['ssim_rank1'].label, METRIC_SPECS['ssim_rank1'].fmt(v['ssim_rank1']))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.strip() == "SSIM rank-1 25.0%"
 
 
 def test_the_answer_names_each_winner_its_lead_and_why():

@@ -77,7 +77,9 @@ def greyscale(images: np.ndarray) -> np.ndarray:
 def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Path = PROCESSED_FILE,
               split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR,
               predictions_dir: Path = PREDICTIONS_DIR) -> dict[str, dict[str, Any]]:
-    """What every model must beat: the mean training target and, for f2s, the grey photo.
+    """What every model must beat: the mean training target (one constant image) and the input
+    itself (f2s: the grey photo, as every f2s output is grey; s2f: the sketch as it is): the
+    baselines beside each metric, the identity metric's included (the input as the query).
 
     Each is made at image_size like a model's output and scored the same way;
     its native predictions go to ``data/predictions/baselines-<task>/<kind>/``.
@@ -88,6 +90,8 @@ def baselines(task: str, *, metrics_dir: Path = METRICS_DIR, processed_file: Pat
     candidates = {"mean_target": np.broadcast_to(to_float(train.targets).mean(axis=0), (n, *train.targets.shape[1:]))}
     if task == "f2s":
         candidates["grey_input"] = greyscale(to_float(test.inputs))
+    else:
+        candidates["input"] = to_float(test.inputs)
     import pandas as pd
 
     targets = protocol.read_targets(task, test.ids, raw_dir)

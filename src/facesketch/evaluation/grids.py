@@ -34,8 +34,9 @@ def image_grid(ids: list[str], columns: list[tuple[str, np.ndarray]], tile: int 
     return np.concatenate(rows, axis=0)
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def png_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit (H, W) grey or (H, W, 3) RGB image as PNG bytes: the project's one PNG encoder."""
+    ok, buf = cv2.imencode(".png", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("could not encode a PNG")
     return buf.tobytes()

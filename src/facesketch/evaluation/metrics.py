@@ -1,40 +1,10 @@
-"""Image-quality and recognition metrics for generated sketches and photos.
+"""The image-structure metrics of the benchmark protocol, each as its authors' code computes it.
 
-Inputs are float images in [0, 1] (data range 1.0): one image is (H, W, 3) RGB,
-a batch is (N, H, W, 3). Everything is computed in float64, whatever the input
-dtype, so float32 model outputs score exactly as their float64 copies would.
-Integer images (e.g. uint8 0-255) are refused rather than silently mis-scaled.
-
-Settings, metric by metric (FSIM, FSIMc and SCOOT, which the benchmark protocol
-and the report use as they are, are defined once in ``BENCHMARK_METRICS`` below):
-
-MAE
-    Mean absolute error over all pixels and all 3 channels, on the [0, 1]
-    scale (multiply by 255 for the 8-bit scale some papers report).
-PSNR
-    10 * log10(data_range**2 / MSE), MSE over all pixels and all 3 channels,
-    data_range 1.0. Identical images give ``math.inf``.
-SSIM
-    Wang, Bovik, Sheikh & Simoncelli (2004) settings through
-    ``skimage.metrics.structural_similarity``: Gaussian-weighted 11x11 window
-    (sigma 1.5, truncated at 3.5 sigma), K1 = 0.01, K2 = 0.03, population
-    covariance, data_range 1.0, mean of the SSIM map over the pixels whose
-    window lies inside the image (a 5-pixel border is left out, like the
-    reference's 'valid' filtering). Colour: computed per RGB channel and
-    averaged (for grey sketches stored as 3 equal channels this equals grey
-    SSIM). No automatic downsampling: Wang's ssim.m downsamples by
-    round(min(H, W) / 256), which is 1 (none) for images up to 383 px.
-    Images smaller than the 11x11 window are refused.
-Rank-1 accuracy
-    For each generated image i, the nearest real target among all N test
-    targets; the score is the share of i whose nearest target is target i.
-    Measures: "ssim" (default): the SSIM above on BT.601 greyscale
-    (Y = 0.299 R + 0.587 G + 0.114 B, range [0, 1]), highest wins; "l2":
-    Euclidean distance over all pixels and channels, smallest wins.
-Summary
-    Means of the per-image values; PSNR's mean is over the finite values only,
-    with the count of infinite ones (identical images) beside it, so the
-    summary is always valid JSON.
+FSIM and FSIMc (``featuresim`` = FeatureSIM.m), SCOOT (``scoot`` = ScootMeasure.m) and the SSIM
+matrix behind SSIM rank-1 (``rank1_matching_grey``: every output against every test target with
+scikit-image's SSIM settings). All take 8-bit-scale images as the protocol reads them
+(``facesketch.evaluation.protocol``); what each metric is called and how it is shown lives in
+``facesketch.evaluation.metric_specs``, the full definitions in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -42,16 +12,13 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage, signal
-from scipy.spatial.distance import cdist
 from skimage.feature import graycomatrix, graycoprops
-from skimage.metrics import structural_similarity
 
 from facesketch.core.images import LUMA
 
@@ -88,113 +55,9 @@ _LUMA = np.array(LUMA)
 _YIQ_I = np.array([0.596, -0.274, -0.322])
 _YIQ_Q = np.array([0.211, -0.523, 0.312])
 
-MEASURES = ("ssim", "l2")
-COLUMNS = ("id", "mae", "psnr", "ssim", "fsim")
-
-
-# ---------------------------------------------------------------- the benchmark metrics, one spec
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of the benchmark protocol: everything evaluate, benchmark and the report need to know.
-
-    ``key`` names it in metrics/<model>-<task>.json and the per-image CSVs;
-    ``tasks`` are the tasks it is scored on; ``computed_on`` and ``data_range``
-    say what it is computed on (f2s / s2f) at a glance; ``definition`` is the
-    full definition where the protocol's own settings do not already give it.
-    """
-
-    key: str
-    name: str
-    higher_is_better: bool
-    digits: int             # decimals shown (percentage points for a percent metric)
-    tasks: tuple[str, ...] = ("f2s", "s2f")
-    computed_on: str = ""
-    data_range: str = ""
-    unit: str = ""
-    percent: bool = False   # stored as a share in [0, 1], shown as %
-    definition: str = ""
-
-    @property
-    def label(self) -> str:
-        """The table header: name and unit."""
-        return f"{self.name} ({self.unit})" if self.unit else self.name
-
-    @property
-    def title(self) -> str:
-        """The label with the better direction."""
-        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
-
-    def fmt(self, v: float | None) -> str:
-        if v is None:
-            return "-"
-        return f"{v * 100:.{self.digits}f}%" if self.percent else f"{v:.{self.digits}f}"
-
-    def fmt_delta(self, d: float | None) -> str:
-        if d is None:
-            return ""
-        return f"{d * 100:+.{self.digits}f}" if self.percent else f"{d:+.{self.digits}f}"
-
-
-_BOTH = MetricSpec.tasks  # the default: every task
-BENCHMARK_METRICS = (  # in the order tables show them
-    MetricSpec("mae", "MAE", False, 4, _BOTH, "8-bit grey / RGB, all 3 channels", "8-bit difference / 255"),
-    MetricSpec("psnr", "PSNR", True, 2, _BOTH, "8-bit grey / RGB, MSE over all 3 channels", "data range 255",
-               unit="dB"),
-    MetricSpec("ssim", "SSIM", True, 4, _BOTH, "8-bit grey (BT.601, rounded), skimage, sigma 1.5",
-               "data range 255"),
-    MetricSpec("fsim", "FSIM", True, 4, _BOTH, "8-bit grey / FeatureSIM.m's Y of RGB", "0-255", definition=(
-        'Zhang, Zhang, Mou & Zhang, "FSIM: A Feature Similarity Index for Image Quality Assessment", '
-        "IEEE TIP 20(8), 2011, following the authors' FeatureSIM.m (the grey FSIM, not FSIMc): luminance "
-        "Y = 0.299 R + 0.587 G + 0.114 B on the 0-255 scale; automatic downsampling by "
-        "F = max(1, round(min(H, W) / 256)) (F x F mean filter, zero padded as MATLAB's conv2 'same', then "
-        "every F-th pixel); phase congruency by Kovesi's phasecong2 (log-Gabor filters, 4 scales, "
-        "4 orientations, minimum wavelength 6, mult 2, sigmaOnf 0.55, dThetaOnSigma 1.2, noise threshold "
-        "k = 2.0 with the /1.7 PC_2 rescaling, epsilon 1e-4); gradient magnitude by the Scharr operator "
-        "[3 0 -3; 10 0 -10; 3 0 -3] / 16 (zero padded); T1 = 0.85, T2 = 160; pooling weighted by "
-        "max(PC1, PC2).")),
-    MetricSpec("fsimc", "FSIMc", True, 4, ("s2f",), "s2f only: RGB (Y, I, Q)", "0-255", definition=(
-        "The colour FSIM of the same paper and FeatureSIM.m: FSIM's similarity times "
-        "real((S_I * S_Q) ** 0.03) on the YIQ chroma I = 0.596 R - 0.274 G - 0.322 B, "
-        "Q = 0.211 R - 0.523 G + 0.312 B (0-255, downsampled like Y), S_I, S_Q with T3 = T4 = 200; "
-        "equal to FSIM for grey.")),
-    MetricSpec("scoot", "SCOOT", True, 4, ("f2s",), "f2s only: 8-bit grey, ScootMeasure.m", "uint8 (6 levels)",
-               definition=(
-        'Fan et al., "Scoot: A Perceptual Metric for Facial Sketches", ICCV 2019, following the authors\' '
-        "ScootMeasure.m on 8-bit grey images: 4 x 4 blocks; per block the 6-level grey-level co-occurrence "
-        "counts (MATLAB graycomatrix quantisation floor(6 I / 255 + 1), offsets (0, 1), (-1, 1), (-1, 0), "
-        "(-1, -1), counted with skimage's graycomatrix), averaged over the four and rounded; contrast and "
-        'energy (skimage\'s graycoprops "contrast" and "ASM"); SCOOT = 1 / (1 + L2 distance of the 32 '
-        "numbers of each image).")),
-    MetricSpec("rank1", "Rank-1 acc.", True, 1, _BOTH, "grey SSIM against all test targets, native size",
-               "data range 255", percent=True),
-)
-METRIC_SPECS = {m.key: m for m in BENCHMARK_METRICS}
-
-
-def task_metrics(task: str) -> tuple[str, ...]:
-    """The keys of the benchmark metrics scored on ``task``, in table order."""
-    return tuple(m.key for m in BENCHMARK_METRICS if task in m.tasks)
 
 
 # ---------------------------------------------------------------- validation
-
-def _as_images(pred, target, *, batch: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Both as float64 after checking shape, dtype and finiteness."""
-    pred, target = np.asarray(pred), np.asarray(target)
-    expected = "(N, H, W, 3)" if batch else "(H, W, 3)"
-    if pred.shape != target.shape or pred.ndim != (4 if batch else 3) or pred.shape[-1] != 3:
-        raise ValueError(f"pred and target must both have shape {expected}; "
-                         f"got pred {pred.shape} and target {target.shape}")
-    if batch and pred.shape[0] == 0:
-        raise ValueError("pred and target are empty batches (N = 0)")
-    for name, a in (("pred", pred), ("target", target)):
-        if not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(f"{name} must be float images in [0, 1]; got dtype {a.dtype}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-    return pred.astype(np.float64), target.astype(np.float64)
-
 
 def _check_min_size(shape: tuple[int, ...], minimum: int, what: str) -> None:
     h, w = shape[-3], shape[-2]
@@ -228,38 +91,7 @@ def _grey(images: np.ndarray) -> np.ndarray:
     return _weighted(images, _LUMA)
 
 
-# ---------------------------------------------------------------- MAE / PSNR / SSIM
-
-def mae(pred, target) -> float:
-    """Mean absolute error over all pixels and channels, on the [0, 1] scale."""
-    pred, target = _as_images(pred, target, batch=False)
-    return float(np.mean(np.abs(pred - target)))
-
-
-def psnr(pred, target, data_range: float = 1.0) -> float:
-    """10 * log10(data_range**2 / MSE), MSE over all pixels and channels.
-
-    Returns ``math.inf`` for identical images.
-    """
-    pred, target = _as_images(pred, target, batch=False)
-    mse = float(np.mean((pred - target) ** 2))
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(data_range ** 2 / mse)
-
-
-def ssim(pred, target, data_range: float = 1.0) -> float:
-    """Mean SSIM with Wang et al. (2004) settings, per RGB channel then averaged.
-
-    Gaussian window sigma 1.5 (11x11), K1 = 0.01, K2 = 0.03, population
-    covariance, given data range; see the module docstring. Raises ValueError
-    for images smaller than the 11x11 window.
-    """
-    pred, target = _as_images(pred, target, batch=False)
-    _check_min_size(pred.shape, SSIM_WIN, f"SSIM's {SSIM_WIN}x{SSIM_WIN} Gaussian window")
-    return float(structural_similarity(pred, target, channel_axis=-1, gaussian_weights=True, sigma=SSIM_SIGMA,
-                                       use_sample_covariance=False, data_range=data_range))
-
+# ---------------------------------------------------------------- SSIM matrix (rank-1)
 
 def _ssim_matrix(x: np.ndarray, y: np.ndarray, data_range: float = 1.0, chunk_pixels: int = 1 << 20) -> np.ndarray:
     """(N, M) mean SSIM of every grey x[i] (H, W) against every grey y[j].
@@ -407,11 +239,6 @@ def _fsim_downsample(channel: np.ndarray) -> np.ndarray:
     return channel
 
 
-def _fsim_luminance(image: np.ndarray) -> np.ndarray:
-    """FeatureSIM.m's Y on the 0-255 scale, after its automatic downsampling."""
-    return _fsim_downsample(_grey(image * 255.0))
-
-
 def _gradient_magnitude(y: np.ndarray) -> np.ndarray:
     return np.sqrt(_conv2_same(y, _SCHARR_X) ** 2 + _conv2_same(y, _SCHARR_Y) ** 2)
 
@@ -433,32 +260,6 @@ def _pooled(similarity: np.ndarray, pc_m: np.ndarray) -> float:
     if weight == 0.0:  # both flat and identical (_fsim_maps refused the rest)
         return 1.0
     return float(np.sum(similarity * pc_m) / weight)
-
-
-def fsim(pred, target) -> float:
-    """FSIM (grey) of Zhang et al., IEEE TIP 2011, as the authors' FeatureSIM.m.
-
-    RGB in [0, 1] -> luminance 0.299 R + 0.587 G + 0.114 B on the 0-255 scale;
-    downsampling by F = max(1, round(min(H, W) / 256)); phase congruency by
-    Kovesi's phasecong2 (4 scales, 4 orientations, minimum wavelength 6,
-    mult 2, sigmaOnf 0.55, dThetaOnSigma 1.2, k 2.0, epsilon 1e-4); Scharr
-    gradient magnitude; T1 = 0.85, T2 = 160;
-    FSIM = sum(S_PC * S_G * PC_m) / sum(PC_m) with PC_m = max(PC1, PC2).
-    Symmetric in its arguments; FSIM(x, x) = 1.
-
-    Raises ValueError for images under 7x7, and when neither image has any
-    phase congruency (both flat), where FSIM is undefined (0/0) unless the
-    two are identical (then 1.0).
-    """
-    pred, target = _as_images(pred, target, batch=False)
-    _check_min_size(pred.shape, FSIM_MIN_SIZE, "FSIM")
-    return _pooled(*_fsim_maps(_fsim_luminance(pred), _fsim_luminance(target)))
-
-
-def fsimc(pred, target) -> float:
-    """FSIMc, the colour FSIM of the same paper, of RGB images in [0, 1]; see ``featuresim``."""
-    pred, target = _as_images(pred, target, batch=False)
-    return featuresim(pred * 255.0, target * 255.0)[1]
 
 
 def featuresim(ref, dis) -> tuple[float, float]:
@@ -578,31 +379,6 @@ class Rank1Match:
         return float(self.correct.mean())
 
 
-def rank1_matching(preds, targets, measure: str = "ssim") -> Rank1Match:
-    """Match each generated image against ALL targets; see ``Rank1Match``.
-
-    measure="ssim" (default, as face-sketch recognition is usually scored):
-    mean SSIM (Wang et al. settings, as ``ssim``) between BT.601 greyscale
-    images, highest wins. measure="l2": Euclidean distance over all pixels
-    and RGB channels on the [0, 1] scale, smallest wins. Exact, no
-    downscaling: SSIM costs one Gaussian filter per pair (N = 100 at 256x256
-    is 10,000 filters), L2 is one vectorised distance matrix.
-    """
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}")
-    preds, targets = _as_images(preds, targets, batch=True)
-    n = len(preds)
-    if measure == "ssim":
-        _check_min_size(preds.shape, SSIM_WIN, f"SSIM's {SSIM_WIN}x{SSIM_WIN} Gaussian window")
-        scores = _ssim_matrix(_grey(preds), _grey(targets))
-        nearness = scores
-    else:
-        # cdist subtracts pixel by pixel: exact, unlike the |a|^2 + |b|^2 - 2ab expansion.
-        scores = cdist(preds.reshape(n, -1), targets.reshape(n, -1), metric="euclidean")
-        nearness = -scores  # negation is exact, so ties stay ties
-    return _match(measure, scores, nearness)
-
-
 def _match(measure: str, scores: np.ndarray, nearness: np.ndarray) -> Rank1Match:
     nearest = np.argmax(nearness, axis=1)
     rivals = nearness >= np.diag(nearness)[:, None]  # targets at least as near as the partner
@@ -621,63 +397,3 @@ def rank1_matching_grey(preds, targets, data_range: float) -> Rank1Match:
     _check_min_size(preds.shape + (1,), SSIM_WIN, f"SSIM's {SSIM_WIN}x{SSIM_WIN} Gaussian window")
     scores = _ssim_matrix(preds, targets, data_range=data_range)
     return _match("ssim", scores, scores)
-
-
-def rank1_accuracy(preds, targets, measure: str = "ssim") -> float:
-    """Share of generated images whose nearest target (among all N) is their own.
-
-    Default measure: SSIM on greyscale (highest wins); "l2": Euclidean
-    distance over RGB pixels (smallest wins). See ``rank1_matching``.
-    """
-    return rank1_matching(preds, targets, measure).accuracy
-
-
-# ---------------------------------------------------------------- tables
-
-def per_image_metrics(preds, targets, ids: Sequence[str]) -> pd.DataFrame:
-    """One row per image: id, mae, psnr (inf when identical), ssim, fsim."""
-    preds, targets = _as_images(preds, targets, batch=True)
-    ids = [str(i) for i in ids]
-    if len(ids) != len(preds):
-        raise ValueError(f"got {len(ids)} ids for {len(preds)} images (preds shape {preds.shape})")
-    def row(k: int) -> dict:
-        p, t = preds[k], targets[k]
-        return {"id": ids[k], "mae": mae(p, t), "psnr": psnr(p, t), "ssim": ssim(p, t), "fsim": fsim(p, t)}
-
-    rows = parallel_map(row, range(len(ids)))
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def summarize(df: pd.DataFrame, rank1: float) -> dict:
-    """Means of the per-image metrics plus rank-1 accuracy; always valid JSON.
-
-    Keys: mae, psnr, ssim, fsim, accuracy, n_images, psnr_infinite.
-    PSNR is infinite for a perfectly reproduced image and JSON has no
-    Infinity, so ``psnr`` is the mean over the finite values only and
-    ``psnr_infinite`` counts the images left out; when every PSNR is
-    infinite, ``psnr`` is None (JSON null).
-    """
-    if len(df) == 0:
-        raise ValueError("cannot summarise an empty per-image table")
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"per-image table lacks columns {missing}; has {list(df.columns)}")
-    values = {c: df[c].to_numpy(dtype=np.float64) for c in COLUMNS[1:]}
-    for c in ("mae", "ssim", "fsim"):
-        if not np.isfinite(values[c]).all():
-            raise ValueError(f"per-image {c} has NaN or infinite values")
-    if np.isnan(values["psnr"]).any() or (values["psnr"] == -np.inf).any():
-        raise ValueError("per-image psnr has NaN or -inf values")
-    rank1 = float(rank1)
-    if not 0.0 <= rank1 <= 1.0:
-        raise ValueError(f"rank-1 accuracy must be in [0, 1]; got {rank1}")
-    finite = np.isfinite(values["psnr"])
-    return {
-        "mae": float(values["mae"].mean()),
-        "psnr": float(values["psnr"][finite].mean()) if finite.any() else None,
-        "ssim": float(values["ssim"].mean()),
-        "fsim": float(values["fsim"].mean()),
-        "accuracy": rank1,
-        "n_images": int(len(df)),
-        "psnr_infinite": int((~finite).sum()),
-    }

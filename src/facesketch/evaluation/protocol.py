@@ -30,11 +30,25 @@ Settings
     10 log10(255^2 / MSE) on the 8-bit values. MAE: mean absolute difference of
     the 8-bit values divided by 255 (the [0, 1] scale of the training loss).
     FSIM/FSIMc/SCOOT: see ``facesketch.evaluation.metrics``.
-Rank-1
+SSIM rank-1
     each prediction against every test target by grey SSIM (the settings
     above), on the native images; a hit when its own target is strictly the
     most similar. Test targets of different sizes are all resized
-    (bicubic) to the first target's size for this matching only.
+    (bicubic) to the first target's size for this matching only. (Named
+    ``rank1`` in metrics files before #26, ``accuracy`` before the protocol.)
+Identity
+    dlib's ResNet face descriptor of each native prediction (grey replicated
+    to RGB) against those of all real test targets: rank-1, rank-5, the share
+    of genuine pairs under dlib's 0.6 distance, the ROC AUC of genuine vs
+    impostor distances and the mean genuine distance; see
+    ``facesketch.evaluation.identity``. Needs the ``identity`` extra; without
+    it these metrics are absent and ``absent`` in the summary says why.
+LPIPS and DISTS
+    LPIPS v0.1 (VGG16 and AlexNet) and DISTS on the native 8-bit RGB images
+    (grey replicated), as the reference packages compute them; see
+    ``facesketch.evaluation.perceptual``. They need the ImageNet backbones on
+    disk (FACESKETCH_WEIGHTS_DIR, checksum-verified); without them they are
+    absent and ``absent`` says why.
 Uncertainty
     each mean gets a 95% percentile bootstrap interval over the test images
     (10,000 resamples, seed 0, SciPy's ``scipy.stats.bootstrap``). Two models
@@ -59,11 +73,12 @@ from skimage.metrics import structural_similarity
 
 from facesketch import TASKS
 from facesketch.core import fileio
-from facesketch.evaluation import metrics
-from facesketch.data.manifest import read_manifest
 from facesketch.core.errors import DataError
-from facesketch.core.images import luma
+from facesketch.core.images import luma, read_rgb
 from facesketch.core.layout import RAW_DIR
+from facesketch.data.manifest import read_manifest
+from facesketch.evaluation import identity, metric_specs, metrics, perceptual
+from facesketch.evaluation.grids import png_bytes
 
 NATIVE_INTERPOLATION = cv2.INTER_CUBIC
 SSIM_SETTINGS = dict(gaussian_weights=True, sigma=metrics.SSIM_SIGMA, use_sample_covariance=False, data_range=255)
@@ -72,18 +87,21 @@ RESAMPLES = 10_000
 SEED = 0
 
 # The metrics of each task, in the order tables show them, and which way is better: read from
-# the one spec of the metrics (facesketch.evaluation.metrics.BENCHMARK_METRICS).
-TASK_METRICS = {task: metrics.task_metrics(task) for task in TASKS}
-HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in metrics.BENCHMARK_METRICS}
+# the one spec of the metrics (facesketch.evaluation.metric_specs.BENCHMARK_METRICS).
+TASK_METRICS = {task: metric_specs.task_metrics(task) for task in TASKS}
+HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in metric_specs.BENCHMARK_METRICS}
+GROUP_OF = {m.key: m.group for m in metric_specs.BENCHMARK_METRICS}
+
 
 
 def protocol(task: str) -> dict[str, Any]:
     """The ``protocol`` block written beside the scores: everything needed to reproduce them."""
     grey = "8-bit grey, BT.601 luma Y = 0.299 R + 0.587 G + 0.114 B rounded"
-    colour = {"f2s": {"fsim": grey, "ssim": grey, "scoot": grey, "psnr": grey, "mae": grey, "rank1": grey},
+    colour = {"f2s": {"fsim": grey, "ssim": grey, "scoot": grey, "psnr": grey, "mae": grey, "ssim_rank1": grey,
+                      "identity": "8-bit grey replicated to RGB"},
               "s2f": {"fsim": "8-bit RGB, FeatureSIM.m's unrounded Y", "fsimc": "8-bit RGB (Y, I, Q)",
                       "ssim": grey, "psnr": "8-bit RGB, all 3 channels", "mae": "8-bit RGB, all 3 channels",
-                      "rank1": grey}}[task]
+                      "ssim_rank1": grey, "identity": "8-bit RGB"}}[task]
     return {
         "name": "native-size original-target benchmark protocol",
         "geometry": "prediction resized (bicubic, OpenCV INTER_CUBIC) to the target's native width x height, "
@@ -99,7 +117,9 @@ def protocol(task: str) -> dict[str, Any]:
             **({"scoot": "facesketch.evaluation.metrics.scoot = ScootMeasure.m (Fan et al. 2019): skimage graycomatrix/"
                          "graycoprops, 6 levels, 4 orientations, 4x4 blocks, contrast and energy"}
                if task == "f2s" else {}),
-            "rank1": "nearest test target by grey SSIM (same settings), native size",
+            "ssim_rank1": "nearest test target by grey SSIM (same settings), native size",
+            "identity": identity.protocol_text(),
+            "lpips_dists": perceptual.protocol_text(),
         },
         "intervals": f"{CONFIDENCE:.0%} percentile bootstrap over test images, {RESAMPLES} resamples, seed {SEED}",
     }
@@ -119,20 +139,6 @@ def to_native(pred: np.ndarray, width: int, height: int) -> np.ndarray:
     if pred.shape[1] == width and pred.shape[0] == height:
         return pred.copy()
     return cv2.resize(pred, (int(width), int(height)), interpolation=NATIVE_INTERPOLATION)
-
-
-def _decode_rgb(data: bytes, path: Path) -> np.ndarray:
-    """File bytes -> (H, W, 3) uint8 RGB, decoded as the preprocess stage decodes (grey replicated)."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
-    if img.dtype != np.uint8:
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, np.iinfo(img.dtype).max))
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 @dataclass(frozen=True)
@@ -171,7 +177,7 @@ def read_targets(task: str, ids: Sequence[str], raw_dir: Path = RAW_DIR) -> list
             data = path.read_bytes()
         except FileNotFoundError:
             raise DataError(f"{path}: listed in {raw_dir / 'pairs.csv'} but not found; rerun fetch") from None
-        rgb = _decode_rgb(data, path)
+        rgb = read_rgb(path)  # the project's one reader: EXIF orientation applied, alpha laid on white
         out.append(Target(pid, rel, hashlib.sha256(data).hexdigest(), grey_u8(rgb) if task == "f2s" else rgb))
     return out
 
@@ -182,13 +188,6 @@ def read_prediction(path: Path) -> np.ndarray:
     if img is None:
         raise DataError(f"{path}: missing or not a readable image")
     return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("could not encode a PNG")
-    return buf.tobytes()
 
 
 # ---------------------------------------------------------------- scoring
@@ -227,9 +226,43 @@ def rank1_hits(preds_grey: Sequence[np.ndarray], targets_grey: Sequence[np.ndarr
     return metrics.rank1_matching_grey(x, y, data_range=255.0).correct
 
 
-def per_image_columns(task: str) -> list[str]:
-    return ["id", *[m for m in TASK_METRICS[task] if m != "rank1"], "rank1", "prediction", "target",
+def per_image_columns(task: str, absent: dict[str, str] | None = None) -> list[str]:
+    """The per-image CSV's columns: id, the metrics (less the absent ones), the identity details,
+    the files scored."""
+    absent = absent or {}
+    shown = [m for m in TASK_METRICS[task] if m not in absent]
+    with_identity = "id_rank1" in shown
+    return ["id", *shown, *(["id_rank", "id_fallback"] if with_identity else []), "prediction", "target",
             "target_sha256"]
+
+
+# ---------------------------------------------------------------- the optional metric groups
+
+_GALLERIES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _gallery(targets: Sequence[Target]) -> tuple[np.ndarray, np.ndarray]:
+    """The descriptors (and fallbacks) of one set of targets, kept by their hashes: every model and
+    baseline of a task is scored against the same targets."""
+    key = tuple(t.sha256 for t in targets)
+    if key not in _GALLERIES:
+        _GALLERIES.clear()  # one set at a time: a stage scores one task
+        _GALLERIES[key] = identity.describe([t.image for t in targets])
+    return _GALLERIES[key]
+
+
+def identity_columns(natives: Sequence[np.ndarray], targets: Sequence[Target]) -> tuple[dict[str, Any], dict]:
+    """(per-image identity columns, summary extras) of native predictions against all targets."""
+    gallery, gallery_fallback = _gallery(targets)
+    queries, fallback = identity.describe(natives)
+    columns = identity.per_image(identity.identify(queries, gallery), fallback)
+    return columns, {"id_fallbacks": int(fallback.sum()), "id_gallery_fallbacks": int(gallery_fallback.sum())}
+
+
+def absent_metrics(task: str) -> dict[str, str]:
+    """Metric -> why it is not computed here (the optional groups whose packages or weights are missing)."""
+    reasons = {"identity": identity.unavailable(), "perceptual": perceptual.unavailable()}
+    return {m: reasons[GROUP_OF[m]] for m in TASK_METRICS[task] if reasons.get(GROUP_OF[m])}
 
 
 def score(task: str, preds: np.ndarray, ids: Sequence[str], targets: Sequence[Target],
@@ -246,42 +279,64 @@ def score(task: str, preds: np.ndarray, ids: Sequence[str], targets: Sequence[Ta
     out_dir = Path(out_dir)
     with fileio.atomic_dir(out_dir) as tmp:
         for pid, native in zip(ids, natives):
-            (tmp / f"{pid}.png").write_bytes(_png(native))
+            (tmp / f"{pid}.png").write_bytes(png_bytes(native))
     rows = metrics.parallel_map(lambda k: {"id": ids[k], **score_pair(task, natives[k], targets[k].image)}, range(len(ids)))
     hits = rank1_hits([n if task == "f2s" else grey_u8(n) for n in natives],
                       [t.image if task == "f2s" else grey_u8(t.image) for t in targets])
     table = pd.DataFrame(rows)
-    table["rank1"] = hits.astype(int)
+    table["ssim_rank1"] = hits.astype(int)
+    absent = absent_metrics(task)
+    extras: dict[str, Any] = {}
+    if "id_rank1" not in absent:
+        columns, extras = identity_columns(natives, targets)
+        for name, values in columns.items():
+            table[name] = values
+    if "lpips_vgg" not in absent:
+        for name, values in perceptual.score_images(natives, [t.image for t in targets]).items():
+            table[name] = values
     table["prediction"] = [f"{out_dir.name}/{pid}.png" for pid in ids]
     table["target"] = [t.file for t in targets]
     table["target_sha256"] = [t.sha256 for t in targets]
-    table = table[per_image_columns(task)]
-    return summarize(task, table), table
+    table = table[per_image_columns(task, absent)]
+    return {**summarize(task, table, absent), **extras}, table
 
 
-def summarize(task: str, table: pd.DataFrame) -> dict[str, Any]:
+def summarize(task: str, table: pd.DataFrame, absent: dict[str, str] | None = None) -> dict[str, Any]:
     """Top-level means (``dvc metrics diff`` compares these), their intervals and the protocol.
 
     PSNR is infinite for an exactly reproduced image and JSON has no Infinity:
     its mean and interval are over the finite values, ``psnr_infinite`` counts
-    the rest (``psnr`` is null when all are infinite).
+    the rest (``psnr`` is null when all are infinite). A metric the table has
+    no column for is left out; ``absent`` (metric -> why) is written beside the
+    means so that the report can say why.
     """
     if len(table) == 0:
         raise ValueError("cannot summarise an empty per-image table")
+    absent = dict(absent or {})
     out: dict[str, Any] = {}
     intervals: dict[str, list[float] | None] = {}
     for metric in TASK_METRICS[task]:
+        if metric not in table.columns:
+            absent.setdefault(metric, f"{metric}: not in the per-image table")
+            continue
         values = table[metric].to_numpy(dtype=np.float64)
         if metric == "psnr":
             out["psnr_infinite"] = int(np.isinf(values).sum())
             values = values[np.isfinite(values)]
+        elif metric == "id_auc" and np.isnan(values).all():  # one test image: no impostor to compare with
+            absent.setdefault(metric, "id_auc: needs at least 2 test images (impostor pairs)")
+            continue
         elif not np.isfinite(values).all():
             raise ValueError(f"per-image {metric} has NaN or infinite values")
         out[metric] = float(values.mean()) if len(values) else None
         interval = bootstrap_interval(values)
         intervals[metric] = None if interval is None else [interval[0], interval[1]]
+    if "id_fallback" in table.columns:
+        out["id_fallbacks"] = int(table["id_fallback"].sum())
     out["n_images"] = int(len(table))
     out["intervals"] = intervals
+    if absent:
+        out["absent"] = absent
     out["protocol"] = protocol(task)
     return out
 

@@ -15,7 +15,7 @@ from facesketch.data.dataset import load_task
 from facesketch.evaluation.grids import as_rgb, image_grid, write_png
 from facesketch.report.charts import loss_charts, svg_sheet
 from facesketch.report.content import (SIGNIFICANT_MARK, Report,
-                      answers, collect, comparison_rows, comparisons, facts, glance, metric_settings, psnr_note,
+                      absent_groups, answers, collect, comparison_rows, fallback_note, comparisons, facts, glance, metric_settings, psnr_note,
                       resolution_note, results_table)
 from facesketch.report.html_writer import to_html
 from facesketch.report.markdown_writer import to_markdown
@@ -62,7 +62,7 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
              "Bold: the best model of the task for that metric (baselines excluded); "
              f"{SIGNIFICANT_MARK}: it beats the runner-up by a paired bootstrap. In square brackets: the 95% "
              "bootstrap interval of the mean. In round brackets: the model's difference to the mean-target "
-             "baseline (accuracy in percentage points); ↑/↓ marks which direction is better."]
+             "baseline (shares in percentage points); ↑/↓ marks which direction is better."]
     split_note = None if split_protocol == "cuhk" and source in ("cuhk", "archive_dir") else (
         "These rows are not on the standard benchmark split, so they do not stand next to published CUHK "
         "tables; for a benchmark row run `dvc exp run -S data.source=cuhk -S split.protocol=cuhk` "
@@ -71,7 +71,8 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
                "CUHK results." if source == "synthetic" else None)
     return Report(
         title="facesketch report", intro=intro, warning=warning,
-        table=results_table(rows, compared), table_note=psnr_note(rows),
+        table=results_table(rows, compared), table_note=psnr_note(rows), absent=absent_groups(rows),
+        group_notes={k: v for k, v in {"identity": fallback_note(rows)}.items() if v},
         comparisons=comparison_rows(compared), answers=answers(compared), split_note=split_note,
         n_images={r["task"]: r["n_images"] for r in rows if not r["baseline"] and r.get("n_images")},
         glance=glance(), settings=metric_settings(), resolution=resolution_note(size),

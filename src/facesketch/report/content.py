@@ -18,11 +18,12 @@ from facesketch.evaluation import protocol
 from facesketch.core import fileio
 from facesketch.core.layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, baselines_name, metrics_file, model_dir, per_image_file,
                       run_name)
-from facesketch.evaluation.metrics import BENCHMARK_METRICS, MetricSpec
+from facesketch.evaluation.metric_specs import BENCHMARK_METRICS, GROUPS, MetricSpec, with_legacy_keys
 
 
 TASK_TITLES = {"f2s": "photo -> sketch (f2s)", "s2f": "sketch -> photo (s2f)"}
-BASELINE_LABELS = {"mean_target": "baseline: mean training target", "grey_input": "baseline: greyscale input"}
+BASELINE_LABELS = {"mean_target": "baseline: mean training target", "grey_input": "baseline: greyscale input",
+                   "input": "baseline: the input itself"}
 REFERENCE_BASELINE = "mean_target"  # every model's difference is taken to this one
 
 METRICS = BENCHMARK_METRICS  # the table's columns, in order
@@ -43,13 +44,13 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
             known = list(BASELINE_LABELS)  # mean target first
             for kind in sorted(found, key=lambda k: known.index(k) if k in known else len(known)):
                 rows.append({"model": kind, "label": BASELINE_LABELS.get(kind, f"baseline: {kind}"),
-                             "task": task, "baseline": True, **found[kind]})
+                             "task": task, "baseline": True, **with_legacy_keys(found[kind])})
         for model in models:
             name = run_name(model, task)
             info_file = model_dir(name, models_dir) / INFO_FILE
             info = fileio.read_json(info_file) if info_file.exists() else {}
             rows.append({"model": model, "label": model, "task": task, "baseline": False,
-                         **fileio.read_json(metrics_file(name, metrics_dir)), "info": info})
+                         **with_legacy_keys(fileio.read_json(metrics_file(name, metrics_dir))), "info": info})
     return rows
 
 
@@ -64,7 +65,7 @@ def comparisons(models: list[str], tasks: list[str],
         for model in models:
             path = per_image_file(run_name(model, task), metrics_dir)
             if path.exists():
-                tables[model] = pd.read_csv(path)
+                tables[model] = pd.read_csv(path).rename(columns={"rank1": "ssim_rank1"})  # files before #26
         if len(tables) < 2:
             continue
         for metric in protocol.TASK_METRICS.get(task, ()):
@@ -140,9 +141,26 @@ def results_table(rows: list[dict[str, Any]],
     return out
 
 
-def used_metrics(table: list[TableRow]) -> list[MetricSpec]:
-    """The metrics some row has a value for (FSIMc only with s2f, SCOOT only with f2s)."""
-    return [m for m in METRICS if any(r.cells[m.key].value is not None for r in table)]
+def used_metrics(table: list[TableRow], group: str | None = None) -> list[MetricSpec]:
+    """The metrics (of ``group``, or all) some row has a value for (FSIMc only with s2f, SCOOT only
+    with f2s, identity only where dlib is installed)."""
+    return [m for m in METRICS if (group is None or m.group == group)
+            and any(r.cells[m.key].value is not None for r in table)]
+
+
+def absent_groups(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Column group -> why none of its metrics is shown (from the metrics files' ``absent``), for the
+    groups no row has a value of."""
+    out = {}
+    for group in GROUPS:
+        keys = [m.key for m in METRICS if m.group == group]
+        if any(_value(r, k) is not None for r in rows for k in keys):
+            continue
+        reasons = [r["absent"][k] for r in rows for k in keys if k in (r.get("absent") or {})]
+        out[group] = reasons[0] if reasons else (
+            "not in the metrics files: they were scored before this metric existed; rerun the evaluate and "
+            "baselines stages (dvc repro)")
+    return out
 
 
 def _cell(v: float | None, metric: MetricSpec, reference: float | None, best: float | None) -> Cell:
@@ -204,9 +222,42 @@ def answers(compared: dict[tuple[str, str], protocol.Comparison], explain=None) 
             lead = (f"significantly on {'; '.join(significant)}" if significant else
                     "no lead is significant (each paired 95% interval includes 0)")
             sentences.append(f"{model} is best on {names}: {lead}.")
+        sentences += identity_contrast(task, compared)
         n = max((c.n_images for (t, _), c in compared.items() if t == task), default=0)
         out.append(Answer(task, n, sentences, [(model, explain(model)) for model in won]))
     return out
+
+
+def identity_contrast(task: str, compared: dict[tuple[str, str], protocol.Comparison]) -> list[str]:
+    """A sentence when the model best on structure (FSIM) is not the one that keeps identity best
+    (identity ROC AUC): a recipe that raises FSIM while losing identity shows here."""
+    structure, ident = compared.get((task, "fsim")), compared.get((task, "id_auc"))
+    if ident is None:
+        return []
+    rank1 = compared.get((task, "id_rank1"))
+    kept = (f"Identity: {ident.best} keeps the person best to dlib's face recognizer (ROC AUC "
+            f"{ident.difference:+.3f} over {ident.runner_up}" + ("" if ident.significant else ", not significant")
+            + ")" + (f", {rank1.best} identifies best (rank-1)" if rank1 is not None else ""))
+    if structure is None or structure.best == ident.best:
+        return [kept + "."]
+    if ident.significant:
+        return [kept + f"; the best on FSIM, {structure.best}, loses identity to it."]
+    return [kept + f"; the best on FSIM is {structure.best}, but no identity lead is significant here."]
+
+
+def fallback_note(rows: list[dict[str, Any]]) -> str | None:
+    """Which outputs (and targets) dlib found no face in: scored on the CUHK face box instead."""
+    found = [f"{r['label']} {r['task']}: {r['id_fallbacks']} of {r.get('n_images', '?')}"
+             for r in rows if r.get("id_fallbacks")]
+    targets = {r["task"]: r["id_gallery_fallbacks"] for r in rows if r.get("id_gallery_fallbacks")}
+    if not found and not targets:
+        return None
+    text = ("dlib's detector found no face in these outputs, which were scored on the fixed CUHK face box "
+            "instead: " + "; ".join(found) + "." if found else "")
+    if targets:
+        text += (" " if text else "") + "Targets without a detected face (CUHK box): " + \
+            ", ".join(f"{t} {n}" for t, n in targets.items()) + "."
+    return text
 
 
 def psnr_note(rows: list[dict[str, Any]]) -> str | None:
@@ -245,7 +296,8 @@ def resolution_note(image_size: int) -> str:
             "resized (bicubic) to its target's native size (CUHK: 200 wide x 250 high), saved as a PNG in "
             "data/predictions/<model>-<task>/<id>.png, and scored against the original fetched file "
             "(data/raw/pairs.csv), never the cleaned one. FSIM's downsampling factor F is 1 at 200x250; "
-            "rank-1 accuracy matches each output against all test targets by grey SSIM at native size. "
+            "SSIM rank-1 matches each output against all test targets by grey SSIM at native size; identity "
+            "matches dlib's face descriptor of each output against those of all real test targets. "
             "Intervals: 95% percentile bootstrap over the test images (10,000 resamples); "
             f"{SIGNIFICANT_MARK}: the best model beats the runner-up by a paired bootstrap (same resamples). "
             "Both speak of the test images, not of training: each model is one training run, and retraining "
@@ -314,6 +366,7 @@ class Report:
     warning: str | None
     table: list[TableRow]
     table_note: str | None
+    absent: dict[str, str]                  # column group -> why it is not shown
     comparisons: list[dict[str, str]]
     answers: list[Answer]
     split_note: str | None
@@ -325,4 +378,5 @@ class Report:
     charts: list[tuple[str, str, str]]  # (model, task, svg)
     facts: list[dict[str, str]]
     tasks: list[str]
+    group_notes: dict[str, str] = field(default_factory=dict)  # column group -> a note under its table
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from facesketch.evaluation.grids import data_uri, png_bytes
+from facesketch.evaluation.metric_specs import GROUPS
 from facesketch.report.content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
                       used_metrics)
 from facesketch.report.published import NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS, PUBLISHED_LABEL, published_rows
@@ -43,8 +44,8 @@ table.published td.src { font-size: 11px; max-width: 320px; color: #555; }
 """
 
 
-def _table_rows(table: list[TableRow]) -> list[str]:
-    metrics = used_metrics(table)
+def _table_rows(table: list[TableRow], group: str | None = None) -> list[str]:
+    metrics = used_metrics(table, group)
     out, task = [], None
     for row in table:
         if row.task != task:
@@ -72,9 +73,21 @@ def _table_rows(table: list[TableRow]) -> list[str]:
 
 
 def results_html(rep: Report) -> str:
-    head = "<tr><th>model</th>" + "".join(f"<th>{escape(m.title)}</th>" for m in used_metrics(rep.table)) + "</tr>"
-    return ('<table class="results"><caption>Our runs, test split, benchmark protocol</caption><thead>' + head
-            + "</thead><tbody>" + "".join(_table_rows(rep.table)) + "</tbody></table>")
+    """One table per column group (pixels, identity, perceptual) with what it means, or why it is absent."""
+    parts = []
+    for group, (title, meaning) in GROUPS.items():
+        if group in rep.absent or not used_metrics(rep.table, group):
+            parts.append(f'<p class="small absent" data-group="{group}"><b>{escape(title)}</b>: not shown: '
+                         f"{_code(escape(rep.absent.get(group, 'no values')))}.</p>")
+            continue
+        head = "<tr><th>model</th>" + "".join(f"<th>{escape(m.title)}</th>" for m in used_metrics(rep.table, group)) \
+            + "</tr>"
+        parts.append(f'<table class="results" data-group="{group}"><caption>{escape(title)}: our runs, test split, '
+                     f'benchmark protocol</caption><thead>' + head + "</thead><tbody>"
+                     + "".join(_table_rows(rep.table, group)) + "</tbody></table>"
+                     + f'<p class="small">{escape(meaning)}</p>'
+                     + (f'<p class="small">{escape(rep.group_notes[group])}</p>' if group in rep.group_notes else ""))
+    return "".join(parts)
 
 
 def comparisons_html(rep: Report) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from facesketch.evaluation.metric_specs import GROUPS
 from facesketch.report.content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
                       used_metrics)
 from facesketch.report.published import NOT_COMPUTED_NOTE, PUBLISHED_COLUMNS, PUBLISHED_LABEL, published_rows
 
 
-def markdown_table(table: list[TableRow]) -> str:
-    metrics = used_metrics(table)
+def markdown_table(table: list[TableRow], group: str | None = None) -> str:
+    metrics = used_metrics(table, group)
     head = "| task | model | " + " | ".join(m.title for m in metrics) + " |"
     lines = [head, "|---|---|" + "---:|" * len(metrics)]
     for row in table:
@@ -22,6 +23,20 @@ def markdown_table(table: list[TableRow]) -> str:
             cells.append(f"{text} ({c.delta_text})" if c.delta_text else text)
         lines.append(f"| {row.task} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def grouped_tables(rep: Report) -> list[str]:
+    """One table per column group (pixels, identity, perceptual), each with what it means, or why it is absent."""
+    parts = []
+    for group, (title, meaning) in GROUPS.items():
+        parts += [f"### {title}", ""]
+        if group in rep.absent or not used_metrics(rep.table, group):
+            parts += [f"Not shown: {rep.absent.get(group, 'no values')}.", ""]
+            continue
+        parts += [meaning, "", markdown_table(rep.table, group), ""]
+        if group in rep.group_notes:
+            parts += [rep.group_notes[group], ""]
+    return parts
 
 
 def comparison_markdown(rows: list[dict[str, str]]) -> str:
@@ -66,7 +81,7 @@ def to_markdown(rep: Report) -> str:
     parts += ["## Results on the test split (benchmark protocol)", "",
               "Test images per task: " + ", ".join(f"{t} {n}" for t, n in rep.n_images.items()) + ".", "",
               *([f"> **Split.** {rep.split_note}", ""] if rep.split_note else []),
-              markdown_table(rep.table), "", *([rep.table_note, ""] if rep.table_note else []),
+              *grouped_tables(rep), *([rep.table_note, ""] if rep.table_note else []),
               "### Best vs runner-up (paired bootstrap over the same test images)", "",
               comparison_markdown(rep.comparisons), "",
               "### Which model wins, and why", "", answers_markdown(rep), "",

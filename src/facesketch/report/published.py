@@ -31,9 +31,10 @@ PUBLISHED = (
      "protocol": _SCG_PROTOCOL, "source": _SCG + " ('Released', BtoA)", "fsimc": 0.7789, "lpips": 0.2874,
      "dists": 0.1633},
 )
-NOT_COMPUTED_NOTE = ("LPIPS, DISTS and FID are not computed here: they need pretrained network weights "
-                     "(VGG/AlexNet, Inception) that this pipeline cannot download; published LPIPS/DISTS "
-                     "figures are shown for reference only.")
+NOT_COMPUTED_NOTE = ("FID is not computed here (it needs Inception weights). LPIPS and DISTS are computed as the "
+                     "published rows compute them (lpips v0.1, DISTS_pytorch) when their ImageNet weights are on "
+                     "disk (FACESKETCH_WEIGHTS_DIR; docs/metrics.md); the Perceptual table above shows them or "
+                     "says why not. Published rows are on other test sets: not run-for-run comparable.")
 
 
 def published_rows() -> list[dict[str, str]]:

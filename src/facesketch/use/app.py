@@ -74,9 +74,9 @@ class Service:
                 f"{(s['predictor_parameters'] or 0):,} parameters")
         if entry.metrics is None:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
-        from facesketch.evaluation.metrics import BENCHMARK_METRICS  # the one spec of labels and formats (imports SciPy: only here)
+        from facesketch.evaluation.metric_specs import BENCHMARK_METRICS, with_legacy_keys  # labels, formats; no SciPy
 
-        values = {"rank1": entry.metrics.get("accuracy"), **entry.metrics}  # "accuracy": files before the protocol
+        values = with_legacy_keys(entry.metrics)  # older files' "rank1" / "accuracy" -> "ssim_rank1"
         cells = [(m.label, m.fmt(float(values[m.key]))) for m in BENCHMARK_METRICS
                  if isinstance(values.get(m.key), (int, float)) and not isinstance(values[m.key], bool)]
         n = entry.metrics.get("n_images")

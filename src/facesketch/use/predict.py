@@ -113,8 +113,9 @@ class ModelEntry:
             "parameters": self.info.get("parameters"),
             "predictor_parameters": self.info.get("predictor_parameters", self.info.get("parameters")),
             "mae": _finite(m.get("mae")), "psnr": _finite(m.get("psnr")), "ssim": _finite(m.get("ssim")),
-            # rank-1 accuracy: "rank1" since the benchmark protocol, "accuracy" in older metrics files
-            "fsim": _finite(m.get("fsim")), "accuracy": _finite(m.get("rank1", m.get("accuracy"))),
+            # SSIM rank-1: "ssim_rank1" since #26, "rank1" since the benchmark protocol, "accuracy" before
+            "fsim": _finite(m.get("fsim")),
+            "accuracy": _finite(m.get("ssim_rank1", m.get("rank1", m.get("accuracy")))),
             "metrics_file": str(self.metrics_file) if self.metrics_file else None,
         }
 
