@@ -1,4 +1,14 @@
-"""Training levers, one at a time: each lever's effect on the benchmark protocol's scores.
+"""Training and test-time levers, one at a time: each lever's effect on the benchmark protocol's scores.
+
+The tuning protocol (#25): ``--folds K --repeats R`` scores every lever by K-fold
+cross-validation over the workspace's pairs (every pair is tested once per
+setting; folds over identities, ``facesketch.data.split.make_folds``), each
+setting trained under R training seeds. Two settings are compared by a paired
+bootstrap over all scored pairs that also resamples the seeds
+(``protocol.paired_difference_over_seeds``), so a verdict covers training noise
+as well as the choice of images; each setting's mean is given with its spread
+across the seeds. Without ``--folds`` it scores each ``--seeds`` seed's random
+split, as before.
 
 For every split seed, model, task and lever: train from the same start with the
 lever switched on (everything else at the base setting), score the test split by
@@ -22,6 +32,11 @@ machine when the wall times matter.
     python benchmarks/levers.py --workspace WS --out levers-out
     python benchmarks/levers.py --workspace WS --out OUT --seeds 42 7 --epochs 6 \\
         --models unet_gan vae --levers augment lr_schedule ssim small
+    python benchmarks/levers.py --workspace WS --out OUT --folds 4 --repeats 2 --epochs 6 \\
+        --models unet_gan --levers mirror bilateral ssim recipe     # the tuning protocol
+
+Test-time levers (``mirror``, ``bilateral``: ``facesketch.evaluation.test_time``) retrain
+nothing: they score the base run's model again with the lever on.
 """
 
 from __future__ import annotations
@@ -47,6 +62,21 @@ LEVERS: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {
     "ema": ("saved weights: their moving average (decay 0.999)", None, {"ema_decay": 0.999}),
     "small": ("half the widths (unet_gan filters 32)", ("unet_gan",), {"unet_gan": {"filters": 32}}),
     "vae_small": ("half the widths (vae filters 16..128)", ("vae",), {"vae": {"filters": [16, 32, 64, 128, 128]}}),
+    "ssim_half": ("+ 0.5 x (1 - SSIM) beside L1", None, {"ssim_weight": 0.5}),
+    "ssim_2": ("+ 2.0 x (1 - SSIM) beside L1", None, {"ssim_weight": 2.0}),
+    "l1_50": ("lambda_l1 50 (GAN weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 50.0}}),
+    "l1_200": ("lambda_l1 200 (L1 weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 200.0}}),
+    "batchnorm": ("batch normalisation instead of instance", ("unet_gan",), {"unet_gan": {"norm": "batch"}}),
+    "groupnorm": ("group normalisation instead of instance", ("unet_gan",), {"unet_gan": {"norm": "group"}}),
+    # the benchmark's training recipe (scripts/cuhk_benchmark.sh) as one lever: for the models it was not tuned on
+    "recipe": ("SSIM term 1, linear decay, weight average 0.999", None,
+               {"ssim_weight": 1.0, "lr_schedule": "linear_decay", "ema_decay": 0.999}),
+}
+# test-time levers: name -> (what it does, evaluate()'s test_time options); the base run's model, scored again
+TEST_TIME: dict[str, tuple[str, dict[str, bool]]] = {
+    "mirror": ("test-time mirroring: the output averaged with the mirrored output of the mirrored input",
+               {"mirror": True}),
+    "bilateral": ("bilateral post-filter on the outputs (as Face-Sketch-Wild)", {"bilateral": True}),
 }
 # what the base run switches off (params.yaml's defaults are the study's; these make sure)
 BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "ema_decay": 0.0}
@@ -77,11 +107,15 @@ def run_params(params: dict[str, Any], *, lever: str, epochs: int, batch_size: i
     p = merged(params, {**BASE, "epochs": epochs, "batch_size": batch_size, "seed": seed,
                         "mlflow": {"experiment": "levers"},
                         "split": {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.0, "seed": seed}})
-    return merged(p, LEVERS[lever][2]) if lever != "base" else p
+    return merged(p, LEVERS[lever][2]) if lever in LEVERS else p
 
 
 def applies(lever: str, model: str) -> bool:
-    return lever == "base" or LEVERS[lever][1] is None or model in LEVERS[lever][1]
+    return lever == "base" or lever in TEST_TIME or LEVERS[lever][1] is None or model in LEVERS[lever][1]
+
+
+def describe(lever: str) -> str:
+    return TEST_TIME[lever][0] if lever in TEST_TIME else LEVERS[lever][0]
 
 
 def run_one(spec: dict[str, Any]) -> None:
@@ -93,10 +127,17 @@ def run_one(spec: dict[str, Any]) -> None:
     ws, folder = Path(spec["workspace"]), Path(spec["folder"])
     data = {"processed_file": ws / "data/processed/pairs.npz", "split_file": Path(spec["split_file"])}
     start = time.time()
-    info = train(spec["model"], spec["task"], spec["params"], models_dir=folder / "models",
-                 history_dir=folder / "history", checkpoint_root=folder / "checkpoints", verbose=0, **data)
-    summary = evaluate(spec["model"], spec["task"], models_dir=folder / "models", metrics_dir=folder / "metrics",
-                       predictions_dir=folder / "predictions", raw_dir=ws / "data/raw", **data)
+    if spec.get("reuse"):  # a test-time lever: the base run's model, scored with the lever on
+        base = Path(spec["reuse"])
+        info = {**fileio.read_json(base / "result.json"), "train_seconds": 0.0}
+        summary = evaluate(spec["model"], spec["task"], models_dir=base / "models", metrics_dir=folder / "metrics",
+                           predictions_dir=folder / "predictions", raw_dir=ws / "data/raw",
+                           test_time=spec["test_time"], track=False, **data)
+    else:
+        info = train(spec["model"], spec["task"], spec["params"], models_dir=folder / "models",
+                     history_dir=folder / "history", checkpoint_root=folder / "checkpoints", verbose=0, **data)
+        summary = evaluate(spec["model"], spec["task"], models_dir=folder / "models", metrics_dir=folder / "metrics",
+                           predictions_dir=folder / "predictions", raw_dir=ws / "data/raw", **data)
     result = {"train_seconds": info["train_seconds"], "wall_seconds": round(time.time() - start, 1),
               "parameters": info["parameters"], "epochs": info["epochs"],
               "scores": {k: summary[k] for k in ("fsim", "fsimc", "ssim", "psnr", "scoot", "id_rank1", IDENTITY)
@@ -113,13 +154,31 @@ def per_image(folder: Path, model: str, task: str):
 
 
 def delta(before, after, metric: str) -> dict[str, Any]:
-    """after - before on the same images: the mean and its paired bootstrap interval."""
+    """after - before on the same images of one run each: the mean and its paired bootstrap interval."""
     from facesketch.evaluation.protocol import paired_difference
 
     both = before.index.intersection(after.index)
     diff, interval, n = paired_difference(after.loc[both, metric].to_numpy(), before.loc[both, metric].to_numpy())
     return {"diff": diff, "interval": list(interval) if interval else None, "images": n,
             "significant": bool(interval and (interval[0] > 0 or interval[1] < 0))}
+
+
+def seeded_delta(before: list, after: list, metric: str) -> dict[str, Any]:
+    """after - before over R training seeds (lists of per-image tables, one per seed, paired by seed):
+    the mean, its two-level bootstrap interval (seeds and images resampled) and each seed's mean."""
+    import numpy as np
+
+    from facesketch.evaluation.protocol import paired_difference_over_seeds
+
+    both = before[0].index
+    for table in (*before, *after):
+        both = both.intersection(table.index)
+    a = np.stack([t.loc[both, metric].to_numpy(np.float64) for t in after])
+    b = np.stack([t.loc[both, metric].to_numpy(np.float64) for t in before])
+    d = paired_difference_over_seeds(a, b)
+    return {"diff": d.difference, "interval": list(d.interval) if d.interval else None, "images": d.n_images,
+            "seeds": d.n_seeds, "per_seed": list(d.per_seed), "seed_spread": d.seed_spread,
+            "significant": d.significant}
 
 
 def fmt_delta(d: dict[str, Any]) -> str:
@@ -129,11 +188,48 @@ def fmt_delta(d: dict[str, Any]) -> str:
     return f"{d['diff']:+.4f} [{d['interval'][0]:+.4f}, {d['interval'][1]:+.4f}]{star}"
 
 
+def units(args, params: dict[str, Any], ws: Path, out: Path) -> list[dict[str, Any]]:
+    """The splits each setting is scored on: the folds of one cross-validation (``--folds``), or one
+    random split per ``--seeds`` seed. Each: its label, folder, split file and training seed."""
+    import numpy as np
+
+    from facesketch.core import fileio
+    from facesketch.data.split import make_folds, split
+
+    found = []
+    if args.folds:
+        root = out / f"folds-{args.folds}-seed-{args.fold_seed}"
+        with np.load(ws / "data/processed/pairs.npz") as data:
+            ids = data["ids"].tolist()
+        for fold in make_folds(ids, args.folds, args.fold_seed):
+            folder = root / f"fold-{fold['fold']}"
+            if not (folder / "split.json").exists():
+                fileio.write_json(folder / "split.json", fold)
+            found.append({"label": f"fold {fold['fold']}", "folder": folder, "split_file": folder / "split.json",
+                          "seed": args.fold_seed})
+        return found
+    for seed in args.seeds:
+        split_file = out / f"seed-{seed}" / "split.json"
+        if not split_file.exists():
+            split(run_params(params, lever="base", epochs=args.epochs, batch_size=args.batch_size, seed=seed),
+                  ws / "data/processed/pairs.npz", split_file)
+        found.append({"label": str(seed), "folder": out / f"seed-{seed}", "split_file": split_file, "seed": seed})
+    return found
+
+
+def training_seed(unit: dict[str, Any], repeat: int) -> int:
+    """Repeat r trains with the unit's seed + 1000 r (repeat 0: the seed itself, as before --repeats)."""
+    return unit["seed"] + 1000 * repeat
+
+
+def run_folder(unit: dict[str, Any], repeat: int, model: str, task: str, lever: str) -> Path:
+    return unit["folder"] / (f"rep-{repeat}" if repeat else "") / f"{model}-{task}-{lever}"
+
+
 def sweep(args) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
     from facesketch.core import fileio
-    from facesketch.data.split import split
     from facesketch.core.params import load_params
 
     ws, out = Path(args.workspace).resolve(), Path(args.out).resolve()
@@ -143,72 +239,94 @@ def sweep(args) -> dict[str, Any]:
     params["image_size"] = size
     env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{out}/mlflow.db"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    plan = units(args, params, ws, out)
     runs = []
-    for seed in args.seeds:
-        split_file = out / f"seed-{seed}" / "split.json"
-        if not split_file.exists():
-            split(run_params(params, lever="base", epochs=args.epochs, batch_size=args.batch_size, seed=seed),
-                  ws / "data/processed/pairs.npz", split_file)
-        for model in args.models:
-            for task in args.tasks:
-                for lever in ["base", *args.levers]:
-                    if not applies(lever, model):
-                        continue
-                    folder = out / f"seed-{seed}" / f"{model}-{task}-{lever}"
-                    if not (folder / "result.json").exists():
-                        spec = {"workspace": str(ws), "folder": str(folder), "split_file": str(split_file),
-                                "model": model, "task": task,
-                                # models/tasks: this run's only (the time estimate counts the others)
-                                "params": {**run_params(params, lever=lever, epochs=args.epochs,
-                                                        batch_size=args.batch_size, seed=seed),
-                                           "models": [model], "tasks": [task]}}
-                        print(f"levers: seed {seed}, {model}-{task}, {lever} ...", flush=True)
-                        subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], env=env,
-                                       cwd=ws, check=True)
-                    result = fileio.read_json(folder / "result.json")
-                    runs.append({"seed": seed, "model": model, "task": task, "lever": lever,
-                                 "per_image": per_image(folder, model, task), **result})
-                    print(f"levers: seed {seed}, {model}-{task}, {lever}: "
-                          + ", ".join(f"{k} {v:.4f}" for k, v in result["scores"].items())
-                          + f" ({result['train_seconds']:.0f} s training)", flush=True)
+    for unit in plan:
+        for repeat in range(args.repeats):
+            seed = training_seed(unit, repeat)
+            for model in args.models:
+                for task in args.tasks:
+                    for lever in ["base", *args.levers]:
+                        if not applies(lever, model):
+                            continue
+                        folder = run_folder(unit, repeat, model, task, lever)
+                        if not (folder / "result.json").exists():
+                            spec = {"workspace": str(ws), "folder": str(folder), "split_file": str(unit["split_file"]),
+                                    "model": model, "task": task,
+                                    # models/tasks: this run's only (the time estimate counts the others)
+                                    "params": {**run_params(params, lever=lever, epochs=args.epochs,
+                                                            batch_size=args.batch_size, seed=seed),
+                                               "models": [model], "tasks": [task]}}
+                            if lever in TEST_TIME:
+                                spec.update(reuse=str(run_folder(unit, repeat, model, task, "base")),
+                                            test_time=TEST_TIME[lever][1])
+                            print(f"levers: {unit['label']}, training seed {seed}, {model}-{task}, {lever} ...",
+                                  flush=True)
+                            subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], env=env,
+                                           cwd=ws, check=True)
+                        result = fileio.read_json(folder / "result.json")
+                        runs.append({"seed": unit["label"], "repeat": repeat, "training_seed": seed, "model": model,
+                                     "task": task, "lever": lever, "per_image": per_image(folder, model, task),
+                                     **result})
+                        print(f"levers: {unit['label']}, training seed {seed}, {model}-{task}, {lever}: "
+                              + ", ".join(f"{k} {v:.4f}" for k, v in result["scores"].items())
+                              + f" ({result['train_seconds']:.0f} s training)", flush=True)
 
     rows, pooled = [], []
-    scores = {(r["seed"], r["model"], r["task"], r["lever"]): r["per_image"] for r in runs}
+    scores = {(r["seed"], r["repeat"], r["model"], r["task"], r["lever"]): r["per_image"] for r in runs}
     for r in runs:
-        row = {k: r[k] for k in ("seed", "model", "task", "lever", "train_seconds", "epochs", "parameters")}
+        row = {k: r[k] for k in ("seed", "repeat", "training_seed", "model", "task", "lever", "train_seconds",
+                                 "epochs", "parameters")}
         row["scores"] = r["scores"]
         if r["lever"] != "base":
-            b = scores[(r["seed"], r["model"], r["task"], "base")]
+            b = scores[(r["seed"], r["repeat"], r["model"], r["task"], "base")]
             row["delta"] = {m: delta(b, r["per_image"], m)
                             for m in compared(r["task"], b.columns.intersection(r["per_image"].columns))}
         rows.append(row)
+
+    def pooled_tables(model, task, lever):
+        """One table per repeat: every unit's test images (ids made unique per unit)."""
+        return [pd.concat([scores[(u["label"], rep, model, task, lever)].rename(index=lambda i, s=u["label"]: f"{s}:{i}")
+                           for u in plan]) for rep in range(args.repeats)]
+
+    def spread(tables, metric):
+        means = [float(t[metric].mean()) for t in tables]
+        return float(np.mean(means)), (float(np.std(means, ddof=1)) if len(means) > 1 else 0.0)
+
     for model in args.models:
         for task in args.tasks:
+            base_tables = pooled_tables(model, task, "base")
             for lever in args.levers:
                 if not applies(lever, model):
                     continue
-                # every seed's images in one paired sample (ids made unique per seed)
-                b, a = (pd.concat([scores[(seed, model, task, which)].rename(index=lambda i, s=seed: f"{s}:{i}")
-                                   for seed in args.seeds]) for which in ("base", lever))
-                judged = compared(task, [c for c in b.columns.intersection(a.columns)
-                                         if b[c].notna().all() and a[c].notna().all()])
+                lever_tables = pooled_tables(model, task, lever)
+                judged = compared(task, [c for c in base_tables[0].columns.intersection(lever_tables[0].columns)
+                                         if all(t[c].notna().all() for t in (*base_tables, *lever_tables))])
                 pooled.append({"model": model, "task": task, "lever": lever,
-                               "before": {m: float(b[m].mean()) for m in judged},
-                               "after": {m: float(a[m].mean()) for m in judged},
-                               "delta": {m: delta(b, a, m) for m in judged}})
+                               "before": {m: spread(base_tables, m)[0] for m in judged},
+                               "before_spread": {m: spread(base_tables, m)[1] for m in judged},
+                               "after": {m: spread(lever_tables, m)[0] for m in judged},
+                               "after_spread": {m: spread(lever_tables, m)[1] for m in judged},
+                               "delta": {m: seeded_delta(base_tables, lever_tables, m) for m in judged}})
     return {"workspace": str(ws), "image_size": size, "epochs": args.epochs, "batch_size": args.batch_size,
-            "seeds": args.seeds, "levers": {k: LEVERS[k][0] for k in args.levers}, "runs": rows, "pooled": pooled}
+            "seeds": [u["label"] for u in plan], "folds": args.folds, "fold_seed": args.fold_seed if args.folds else None,
+            "repeats": args.repeats, "levers": {k: describe(k) for k in args.levers}, "runs": rows, "pooled": pooled}
 
 
 def markdown(res: dict[str, Any]) -> str:
+    units_text = (f"{res['folds']}-fold cross-validation over identities (fold seed {res['fold_seed']}: every pair "
+                  "scored once per setting and seed)" if res.get("folds") else "each seed's random test split")
+    repeats = res.get("repeats", 1)
     lines = [f"Levers one at a time against the base run ({res['image_size']} px, {res['epochs']} epochs, batch "
              f"{res['batch_size']}, every training pair, no augmentation, constant learning rate, no SSIM term, "
-             "no weight average); "
-             "scored by the benchmark protocol on each seed's random test split. Delta: lever minus base on the "
+             f"no weight average; {repeats} training seed(s) per setting); "
+             f"scored by the benchmark protocol on {units_text}. Delta: lever minus base on the "
              "same images, 95% paired bootstrap interval; * the interval excludes 0. FSIM for f2s, FSIMc for s2f; "
-             "ID AUC: identity kept (ROC AUC of dlib's face descriptors, evaluation/identity.py), where scored.",
-             "", "| seed | model | task | lever | FSIM(c) | delta | SSIM | delta | ID AUC | delta | training s |",
-             "|---:|---|---|---|---:|---|---:|---|---:|---|---:|"]
+             "ID AUC: identity kept (ROC AUC of dlib's face descriptors, evaluation/identity.py), where scored. "
+             "Test-time levers reuse the base run's model (0 s training).",
+             "", "| split | model | task | lever | FSIM(c) | delta | SSIM | delta | ID AUC | delta | training s "
+             "| training seed |",
+             "|---|---|---|---|---:|---|---:|---|---:|---|---:|---:|"]
 
     def cell(value, d, metric):
         return (f"{value:.4f}" if value is not None else "-"), (fmt_delta(d[metric]) if d and metric in d else "")
@@ -218,8 +336,11 @@ def markdown(res: dict[str, Any]) -> str:
         d = r.get("delta")
         cells = [x for m in (head, "ssim", IDENTITY) for x in cell(r["scores"].get(m), d, m)]
         lines.append(f"| {r['seed']} | {r['model']} | {r['task']} | {r['lever']} | " + " | ".join(cells)
-                     + f" | {r['train_seconds']:.0f} |")
-    lines += ["", f"Pooled over seeds {', '.join(map(str, res['seeds']))} (every test image of every seed, paired):",
+                     + f" | {r['train_seconds']:.0f} | {r.get('training_seed', r['seed'])} |")
+    over = "every fold" if res.get("folds") else f"seeds {', '.join(map(str, res['seeds']))}"
+    lines += ["", f"Pooled over {over} (every test image, paired) and {repeats} training seed(s): mean +- its "
+              "spread across the training seeds (sd of the per-seed means); delta with a 95% interval that "
+              "resamples the training seeds and the images (protocol.paired_difference_over_seeds):",
               "", ("| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta "
                    "| ID AUC before -> after | delta |"),
               "|---|---|---|---|---|---|---|---|---|"]
@@ -228,7 +349,9 @@ def markdown(res: dict[str, Any]) -> str:
         cells = []
         for m in (head, "ssim", IDENTITY):
             if m in p["delta"]:
-                cells += [f"{p['before'][m]:.4f} -> {p['after'][m]:.4f}", fmt_delta(p["delta"][m])]
+                sd = (f" +- {p['before_spread'][m]:.4f} -> {p['after'][m]:.4f} +- {p['after_spread'][m]:.4f}"
+                      if repeats > 1 and "before_spread" in p else f" -> {p['after'][m]:.4f}")
+                cells += [f"{p['before'][m]:.4f}{sd}", fmt_delta(p["delta"][m])]
             else:
                 cells += ["-", ""]
         lines.append(f"| {p['model']} | {p['task']} | {p['lever']} ({res['levers'][p['lever']]}) | "
@@ -244,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 7])
     ap.add_argument("--models", nargs="+", default=["unet_gan", "vae"])
     ap.add_argument("--tasks", nargs="+", default=["f2s", "s2f"])
-    ap.add_argument("--levers", nargs="+", default=["augment", "lr_schedule", "ssim", "small"], choices=list(LEVERS))
+    ap.add_argument("--levers", nargs="+", default=["augment", "lr_schedule", "ssim", "small"],
+                    choices=[*LEVERS, *TEST_TIME])
+    ap.add_argument("--folds", type=int, default=0, help="K-fold cross-validation over the pairs (0: --seeds' "
+                    "random splits)")
+    ap.add_argument("--fold-seed", type=int, default=42, help="the seed that deals the identities into folds")
+    ap.add_argument("--repeats", type=int, default=1, help="training seeds per setting (seed + 1000 r)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, its spec as JSON
@@ -256,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.workspace or not args.out:
         ap.error("--workspace and --out are needed")
+    if args.repeats < 1 or args.folds < 0 or args.folds == 1:
+        ap.error("--repeats must be >= 1 and --folds 0 (off) or >= 2")
     processed = args.workspace / "data/processed/pairs.npz"
     if not processed.exists():
         ap.error(f"--workspace {args.workspace}: no {processed}; run `dvc repro preprocess` there first")

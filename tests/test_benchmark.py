@@ -197,3 +197,34 @@ def test_paired_comparison_calls_the_clearly_better_model_better_and_identical_m
 def test_paired_difference_leaves_out_infinite_psnr():
     d, interval, n = protocol.paired_difference([20.0, math.inf, 22.0, 25.0], [19.0, 30.0, 21.0, 24.0])
     assert n == 3 and d == pytest.approx(1.0) and interval == (1.0, 1.0)
+
+
+def test_paired_difference_over_seeds_widens_with_training_noise():
+    from facesketch.evaluation.protocol import paired_difference, paired_difference_over_seeds
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(0, 0.02, 40)                       # the same images under every seed
+    before = np.stack([images + rng.normal(0, 0.001, 40) for _ in range(3)])
+    quiet = before + 0.01 + rng.normal(0, 0.001, (3, 40))  # a lever worth +0.01 under every seed
+    noisy = before + np.array([[0.03], [-0.01], [0.01]]) + rng.normal(0, 0.001, (3, 40))  # mean +0.01 too
+
+    q = paired_difference_over_seeds(quiet, before)
+    n = paired_difference_over_seeds(noisy, before)
+    assert q.difference == pytest.approx(float((quiet - before).mean()))
+    assert q.n_seeds == 3 and q.n_images == 40 and len(q.per_seed) == 3
+    assert n.per_seed == pytest.approx([0.03, -0.01, 0.01], abs=0.001)
+    assert n.seed_spread == pytest.approx(0.02, abs=0.001)
+    assert q.significant and not n.significant  # the same mean: only the seeds' disagreement differs
+    assert n.interval[1] - n.interval[0] > 10 * (q.interval[1] - q.interval[0])
+    # one seed: the images-only paired bootstrap's point estimate, and an interval of the same width
+    one = paired_difference_over_seeds(quiet[:1], before[:1])
+    diff, interval, _ = paired_difference(quiet[0], before[0])
+    assert one.difference == pytest.approx(diff)
+    assert (one.interval[1] - one.interval[0]) == pytest.approx(interval[1] - interval[0], rel=0.1)
+
+
+def test_paired_difference_over_seeds_needs_the_same_grid():
+    from facesketch.evaluation.protocol import paired_difference_over_seeds
+
+    with pytest.raises(ValueError, match="same seeds and images"):
+        paired_difference_over_seeds(np.zeros((2, 5)), np.zeros((3, 5)))

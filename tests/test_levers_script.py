@@ -92,6 +92,51 @@ def test_a_sweep_trains_scores_and_compares_each_lever_with_the_base_run(tmp_pat
     assert json.loads((out / "levers.json").read_text())["runs"] == res["runs"]
 
 
+def test_cross_validation_scores_every_pair_per_seed_and_a_test_time_lever_retrains_nothing(tmp_path, venv_env):
+    """--folds 2 --repeats 2: each pair tested once per training seed; the pooled delta is over every
+    pair and both seeds; the mirror lever scores the base run's model again."""
+    import pandas as pd
+
+    ws = tmp_path / "ws"
+    photos, sketches = make_pairs(12, 32)
+    ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(12)]
+    (ws / "data/processed").mkdir(parents=True)
+    np.savez(ws / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * 12),
+             photos=photos, sketches=sketches)
+    write_raw(ws / "data/raw", ids, photos, sketches)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(SCRIPT), "--workspace", str(ws), "--out", str(out), "--folds", "2", "--repeats", "2",
+           "--models", "dense", "--tasks", "f2s", "--levers", "mirror", "--epochs", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=venv_env, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    root = out / "folds-2-seed-42"
+    folds = [json.loads((root / f"fold-{k}/split.json").read_text()) for k in (0, 1)]
+    assert sorted(folds[0]["test"] + folds[1]["test"]) == sorted(ids)
+    result = json.loads((out / "levers.json").read_text())
+    assert (result["folds"], result["repeats"]) == (2, 2)
+    assert {(r["seed"], r["training_seed"]) for r in result["runs"]} == {
+        ("fold 0", 42), ("fold 1", 42), ("fold 0", 1042), ("fold 1", 1042)}
+    # the base runs of the two seeds trained (differently); the mirror runs trained nothing
+    base = {rep: json.loads((root / f"fold-0/{'rep-1/' if rep else ''}dense-f2s-base/models/dense-f2s/info.json")
+                            .read_text()) for rep in (0, 1)}
+    assert (base[0]["training"]["seed"], base[1]["training"]["seed"]) == (42, 1042)
+    assert not (root / "fold-0/dense-f2s-mirror/models").exists()
+    assert all(r["train_seconds"] == 0 for r in result["runs"] if r["lever"] == "mirror")
+
+    def scores(lever):
+        return [pd.concat([pd.read_csv(root / f"fold-{k}/{'rep-1/' if rep else ''}dense-f2s-{lever}/metrics/per_image/"
+                                       "dense-f2s.csv") for k in (0, 1)]).set_index("id") for rep in (0, 1)]
+    before, after = scores("base"), scores("mirror")
+    assert all(len(t) == 12 for t in before + after)  # every pair, under each seed
+    per_seed = [float((a["fsim"] - b["fsim"].reindex(a.index)).mean()) for a, b in zip(after, before)]
+    d = result["pooled"][0]["delta"]["fsim"]
+    assert (d["images"], d["seeds"]) == (12, 2)
+    assert d["per_seed"] == pytest.approx(per_seed, abs=1e-6)
+    assert d["diff"] == pytest.approx(sum(per_seed) / 2, abs=1e-6)
+    assert "2-fold cross-validation" in (out / "levers.md").read_text()
+
+
 def test_a_workspace_without_processed_pairs_is_named(tmp_path):
     res = subprocess.run([sys.executable, str(SCRIPT), "--workspace", str(tmp_path), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)

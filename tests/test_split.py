@@ -52,3 +52,29 @@ def test_cuhk_protocol_uses_the_archives():
 def test_cuhk_protocol_without_test_archive_is_a_clear_error():
     with pytest.raises(DataError, match="protocol=cuhk.*0 testing"):
         make_split(IDS, ["train"] * 100, protocol="cuhk", test_fraction=0.2, val_fraction=0.1, seed=7)
+
+
+def test_folds_test_every_pair_once_and_never_split_an_identity():
+    from facesketch.data.split import make_folds
+
+    ids = [f"f-{k // 3:03d}-{k % 3 + 1:02d}" for k in range(60)]  # 20 people, 3 images each
+    folds = make_folds(ids, 4, seed=42)
+    assert [f["fold"] for f in folds] == [0, 1, 2, 3]
+    tested = [i for f in folds for i in f["test"]]
+    assert sorted(tested) == sorted(ids)  # each pair tested exactly once
+    for f in folds:
+        assert set(f["train"]) | set(f["test"]) == set(ids) and not set(f["train"]) & set(f["test"])
+        assert not {identity(i) for i in f["train"]} & {identity(i) for i in f["test"]}
+        assert f["val"] == []
+    sizes = [len({identity(i) for i in f["test"]}) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    assert make_folds(list(reversed(ids)), 4, seed=42) == folds  # order of the ids does not matter
+    assert make_folds(ids, 4, seed=7) != folds
+
+
+def test_folds_refuse_more_folds_than_identities():
+    from facesketch.core.errors import DataError
+    from facesketch.data.split import make_folds
+
+    with pytest.raises(DataError, match="3 folds need between 2 and 2"):
+        make_folds(["a-001-01", "b-002-01"], 3, seed=0)

@@ -62,6 +62,25 @@ def make_split(ids: list[str], subsets: list[str], *, protocol: str, test_fracti
     return {"protocol": protocol, "seed": seed, "train": train, "val": val, "test": test}
 
 
+def make_folds(ids: list[str], folds: int, seed: int) -> list[dict[str, Any]]:
+    """K-fold cross-validation splits over identities: every pair is tested in exactly one fold.
+
+    The identities are permuted (seeded) and dealt round-robin into ``folds`` groups, so the folds
+    differ in size by at most one identity; fold k tests group k and trains on the rest (no
+    validation hold-out: the tuning protocol scores the held-out fold instead). Deterministic for
+    the same ids (in any order), folds and seed.
+    """
+    idents = sorted({identity(i) for i in ids})
+    if not 2 <= folds <= len(idents):
+        raise DataError(f"split: {folds} folds need between 2 and {len(idents)} (the identities) folds")
+    order = np.random.default_rng(seed).permutation(idents).tolist()
+    fold_of = {ident: k % folds for k, ident in enumerate(order)}
+    ids = sorted(ids)
+    return [{"protocol": "folds", "seed": seed, "fold": k, "folds": folds,
+             "train": [i for i in ids if fold_of[identity(i)] != k], "val": [],
+             "test": [i for i in ids if fold_of[identity(i)] == k]} for k in range(folds)]
+
+
 def settings(params: dict[str, Any]) -> dict[str, Any]:
     """The ``split:`` keys, checked: make_split's keyword arguments."""
     cfg = get(params, "split")

@@ -43,8 +43,16 @@ def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRIC
 
 def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
-             split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
+             split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16,
+             test_time: dict[str, bool] | None = None, track: bool = True) -> dict[str, Any]:
+    """Score one trained model by the benchmark protocol and write its metrics files.
+
+    ``test_time``: the test-time levers of ``facesketch.evaluation.test_time`` (mirror, bilateral;
+    none by default), recorded in the summary. ``track=False`` logs nothing to the model's MLflow
+    run (the lever study scores one model several ways and must not overwrite its record).
+    """
     from facesketch.core.saved import load_predictor
+    from facesketch.evaluation import test_time as tt
 
     name = run_name(model_name, task)
     folder = model_dir(name, models_dir)
@@ -52,9 +60,16 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
     test = load_task(task, "test", processed_file, split_file)
     model = load_predictor(folder)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
-    preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0))
+    options = tt.check(test_time)
+    preds_u8 = to_uint8(tt.predict(model, to_float(test.inputs), mirror=options["mirror"], batch_size=batch_size))
+    if options["bilateral"]:
+        preds_u8 = tt.bilateral(preds_u8)
     summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
+    if any(options.values()):
+        summary["test_time"] = tt.describe(options)
     write_scores(name, summary, per_image, metrics_dir)
+    if not track:
+        return summary
     if info.get("mlflow_run_id"):
         from facesketch.evaluation.grids import image_grid
 

@@ -390,6 +390,58 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     return float(diff.mean()), bootstrap_interval(diff, confidence, resamples, seed), int(len(diff))
 
 
+@dataclass(frozen=True)
+class SeededDifference:
+    """Setting a minus setting b, each trained under the same R seeds and scored on the same N images."""
+
+    difference: float                        # mean over every seed and image
+    interval: tuple[float, float] | None     # two-level bootstrap: seeds and images resampled
+    per_seed: tuple[float, ...]              # the mean difference under each training seed
+    n_seeds: int
+    n_images: int
+
+    @property
+    def seed_spread(self) -> float:
+        """Standard deviation of the per-seed mean differences (0 with one seed)."""
+        return float(np.std(self.per_seed, ddof=1)) if len(self.per_seed) > 1 else 0.0
+
+    @property
+    def significant(self) -> bool:
+        return self.interval is not None and (self.interval[0] > 0 or self.interval[1] < 0)
+
+
+def paired_difference_over_seeds(a, b, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+                                 seed: int = SEED) -> SeededDifference:
+    """a - b for (R seeds, N images) arrays, paired by seed and image, with a bootstrap interval that
+    covers training noise as well as the choice of images.
+
+    Each resample draws R seeds and N images with replacement, independently, and takes the mean
+    difference over the drawn seed x image grid; the interval is the percentile interval of those
+    means. With R = 1 it is the images-only paired bootstrap (training noise then is not covered).
+    Images where any value is infinite (PSNR of an exact reproduction) are left out.
+    """
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must cover the same seeds and images; got {a.shape} and {b.shape}")
+    keep = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+    diff = (a - b)[:, keep]
+    n_seeds, n_images = diff.shape
+    per_seed = tuple(float(v) for v in diff.mean(axis=1)) if n_images else ()
+    if n_images == 0:
+        return SeededDifference(math.nan, None, per_seed, n_seeds, 0)
+    interval = None
+    if n_seeds * n_images >= 2:
+        rng = np.random.default_rng(seed)
+        # multinomial counts: how often each seed / image is drawn in each resample
+        seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=resamples)
+        images = rng.multinomial(n_images, np.full(n_images, 1 / n_images), size=resamples)
+        means = np.einsum("bs,si,bi->b", seeds, diff, images) / (n_seeds * n_images)
+        tail = (1 - confidence) / 2 * 100
+        low, high = np.percentile(means, [tail, 100 - tail])
+        interval = (float(low), float(high))
+    return SeededDifference(float(diff.mean()), interval, per_seed, n_seeds, n_images)
+
+
 def compare_best(metric: str, values: dict[str, Sequence[float]]) -> Comparison | None:
     """The best model by mean (ties: the first) against the runner-up, on the same images.
 
