@@ -1,0 +1,63 @@
+"""The offline study bundle: built from a workspace's data stages, refused when too large or when the
+data is missing, and its runner trains under JAX and is scored back home by the protocol."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_pairs, write_raw
+
+
+def _workspace(root, n=12, size=32):
+    """A workspace whose data stages have run: data/raw, data/processed/pairs.npz, data/split/split.json."""
+    from facesketch.core import fileio
+    from facesketch.data.split import make_split
+
+    photos, sketches = make_pairs(n, size)
+    ids = [f"{'f' if i % 2 else 'm'}-{i + 1:03d}-01" for i in range(n)]
+    fileio.save_npz(root / "data/processed/pairs.npz", ids=np.array(ids), subsets=np.array(["train"] * n),
+                    photos=photos, sketches=sketches)
+    fileio.write_json(root / "data/split/split.json", make_split(ids, ["train"] * n, protocol="random",
+                                                                 test_fraction=0.25, val_fraction=0.0, seed=0))
+    write_raw(root / "data/raw", ids, photos, sketches)
+    (root / "params.yaml").write_text((__import__("conftest").REPO / "params.yaml").read_text())
+    return root
+
+
+def _fake_wheels(folder):
+    folder.mkdir()
+    for name in ("keras-3.15.1-py3-none-any.whl", "namex-0.1.0-py3-none-any.whl"):
+        (folder / name).write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: only copied here
+    return folder
+
+
+def test_the_bundle_holds_the_package_data_wheels_and_runner_with_a_manifest(tmp_path):
+    from facesketch.offline.bundle import build
+
+    ws = _workspace(tmp_path / "ws")
+    manifest = build(tmp_path / "bundle", workspace=ws, wheels_from=_fake_wheels(tmp_path / "wheels"))
+    bundle = tmp_path / "bundle"
+    for rel in ("run.py", "params.yaml", "data/pairs.npz", "data/split.json", "src/facesketch/offline/runner.py",
+                "src/facesketch/training/fit.py", "wheels/keras-3.15.1-py3-none-any.whl"):
+        assert rel in manifest["files"], rel
+        assert (bundle / rel).is_file()
+    assert not list(bundle.rglob("__pycache__"))
+    assert (bundle / "data/pairs.npz").read_bytes() == (ws / "data/processed/pairs.npz").read_bytes()
+    assert manifest["bytes"] == sum(f["bytes"] for f in manifest["files"].values())
+    assert json.loads((bundle / "manifest.json").read_text()) == manifest
+
+
+def test_a_bundle_over_its_size_limit_or_without_data_is_refused_naming_why(tmp_path):
+    from facesketch.core.errors import DataError
+    from facesketch.offline.bundle import build
+
+    ws = _workspace(tmp_path / "ws")
+    with pytest.raises(DataError, match=r"over 0.01 MiB: largest .*data/pairs.npz"):
+        build(tmp_path / "b1", workspace=ws, wheels_from=_fake_wheels(tmp_path / "w"), max_mib=0.01)
+    assert not (tmp_path / "b1").exists()  # nothing half-built left
+    (ws / "data/split/split.json").unlink()
+    with pytest.raises(DataError, match="split.json: missing; run `dvc repro split`"):
+        build(tmp_path / "b2", workspace=ws, wheels_from=tmp_path / "w")
