@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from facesketch.core import fileio
@@ -43,6 +44,53 @@ def test_atomic_dir_gets_the_default_folder_permissions(tmp_path):
         (tmp / "model.keras").write_text("x")
     (tmp_path / "plain").mkdir()
     mode = stat.S_IMODE((tmp_path / "models" / "dense-f2s").stat().st_mode)
-    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o777 & ~fileio._UMASK
-    if fileio._UMASK == 0o022:  # the usual default
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    if _umask() == 0o022:  # the usual default
         assert mode == 0o755
+
+
+def test_atomic_files_get_the_default_file_permissions(tmp_path):
+    """As open() makes a file (0644 under umask 022), not mkstemp's private 0600."""
+    import stat
+
+    fileio.write_text(tmp_path / "x.txt", "x")
+    fileio.save_npz(tmp_path / "x.npz", a=np.zeros(2))
+    (tmp_path / "plain").write_text("x")
+    plain = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == plain
+    assert stat.S_IMODE((tmp_path / "x.npz").stat().st_mode) == plain
+    if _umask() == 0o022:
+        assert plain == 0o644
+
+
+def test_importing_fileio_leaves_the_umask_alone():
+    """The umask is the process's, shared by its threads: fileio never sets it, not even to read it."""
+    import inspect
+
+    assert "umask(" not in inspect.getsource(fileio)
+
+
+def test_writes_are_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
+    """fsync of the temp file before os.replace, then of the folder: a power cut leaves old or new."""
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(a))), real_replace(a, b)))
+    fileio.write_text(tmp_path / "x.txt", "x")
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    assert events[0][1] == events[1][1] and events[2][1] == str(tmp_path)
+
+
+def _umask() -> int:
+    """The umask, read from /proc (Linux) without setting it; 0o022 assumed elsewhere."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022

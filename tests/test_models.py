@@ -137,3 +137,38 @@ def test_every_registered_model_has_a_description_for_the_report():
     assert set(models.DESCRIPTIONS) == set(models.REGISTRY)
     assert all(len(models.describe(name)) > 60 for name in models.REGISTRY)
     assert "no description" in models.describe("not_a_model")
+
+
+# --- each model's section: the schema in models/settings.py -------------------
+
+#: what config() returned before the schema (the same values and types the models' arithmetic used)
+SHIPPED_CONFIG = {
+    "dense": {"size": 256, "latent_dim": 32, "output_bias": "target_mean"},
+    "conv": {"output_bias": "target_mean"},
+    "conv_bn": {"alpha": 0.2, "momentum": 0.9, "output_bias": "target_mean"},
+    "vae": {"filters": [32, 64, 128, 256, 256], "posterior_filters": 32, "latent_channels": 8, "kl_weight": 1.0,
+            "kl_warmup_steps": 1000, "predictor_weight": 1.0, "alpha": 0.2, "norm": "group"},
+    "unet_gan": {"g_learning_rate": 2.0e-4, "d_learning_rate": 2.0e-4, "beta_1": 0.5, "lambda_l1": 100.0,
+                 "filters": 64, "max_filters": 512, "dropout": 0.5, "norm": "instance"},
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_returns_the_values_and_types_the_models_used_before(name):
+    cfg = models.config(name, load_params(REPO / "params.yaml"))
+    assert cfg == SHIPPED_CONFIG[name] == models.config(name, {}) == models.config(name, {name: None})
+    assert [type(v) for v in cfg.values()] == [type(v) for v in SHIPPED_CONFIG[name].values()]
+    # an int where a float is expected is the float, as float() made it
+    overrides = {"conv_bn": {"momentum": 1}, "vae": {"kl_weight": 2}, "unet_gan": {"lambda_l1": 10}}.get(name)
+    if overrides:
+        (key, value), = overrides.items()
+        got = models.config(name, {name: overrides})[key]
+        assert got == value and type(got) is float
+
+
+def test_every_registered_model_has_its_section_in_the_schema():
+    from facesketch.models.settings import SECTIONS
+
+    assert list(SECTIONS) == list(models.REGISTRY)
+    for name in ALL:
+        assert models.spec(name).settings is SECTIONS[name], name

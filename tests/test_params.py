@@ -98,3 +98,143 @@ def test_check_params_needs_no_tensorflow():
             "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]
+
+
+# --- the schema: the whole file, up front ------------------------------------
+
+def _edited(edits: dict) -> dict:
+    """The shipped params.yaml with ``edits`` (dotted key -> value) applied."""
+    import copy
+
+    params = copy.deepcopy(params_module.load_params(REPO / "params.yaml"))
+    for dotted, value in edits.items():
+        *parents, last = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return params
+
+
+# (edits, the exact message check_params gives)
+REFUSED = [
+    ({"ssim_wieght": 1}, "params.yaml: ssim_wieght is not a known setting; did you mean ssim_weight?"),
+    ({"epoch": 3}, "params.yaml: epoch is not a known setting; did you mean epochs?"),
+    ({"data.sourse": "synthetic"}, "params.yaml: data.sourse is not a known setting; did you mean data.source?"),
+    ({"epochs": "ten"}, "params.yaml: epochs='ten' is not valid; expected an integer"),
+    ({"epochs": 3.0}, "params.yaml: epochs=3.0 is not valid; expected an integer"),
+    ({"batch_size": 0}, "params.yaml: batch_size=0 is not valid; expected >= 1"),
+    ({"data.cuhk.retries": -1}, "params.yaml: data.cuhk.retries=-1 is not valid; expected >= 0"),
+    ({"report.grid_pairs": -2}, "params.yaml: report.grid_pairs=-2 is not valid; expected >= 1"),
+    ({"unet_gan.norm": "foo"},
+     "params.yaml: unet_gan.norm='foo' is not valid; expected one of: batch, instance, group, none"),
+    ({"augment.flip": 1}, "params.yaml: augment.flip=1 is not valid; expected true or false"),
+    ({"learning_rate": True}, "params.yaml: learning_rate=True is not valid; expected a number"),
+    ({"runtime.backend": "torch"},
+     "params.yaml: runtime.backend='torch' is not valid; expected one of: auto, tensorflow, jax"),
+    ({"mlflow.experimnet": "x"}, "params.yaml: mlflow.experimnet is not a known setting; did you mean mlflow.experiment?"),
+    ({"data.synthetic.count": 1}, "params.yaml: data.synthetic.count=1 is not valid; expected >= 2"),
+    ({"data.folder.pathh": "x"}, "params.yaml: data.folder.pathh is not a known setting; did you mean data.folder.path?"),
+    ({"preprocess.grey_sketches": "yes"},
+     "params.yaml: preprocess.grey_sketches='yes' is not valid; expected true or false"),
+    ({"vae.filters": [32, 0]}, "params.yaml: vae.filters[1]=0 is not valid; expected >= 1"),
+    ({"dense.size": 100}, "params.yaml: dense.size=100 is not valid; expected a multiple of 8, at least 8"),
+    ({"conv.widht": 3}, "params.yaml: conv.widht is not a known setting; the settings under conv are: output_bias"),
+    ({"data.cuhk.archives.test_photo.sha256": "abc"},
+     "params.yaml: data.cuhk.archives.test_photo.sha256='abc' is not valid; expected 64 hex digits or null"),
+    ({"data.source": "folder"}, "params.yaml: data.folder.path is not set: the folder holding photos/ and sketches/"),
+]
+
+
+@pytest.mark.parametrize("edits,expected", REFUSED, ids=[",".join(e) + f"={v}" for e, _ in REFUSED
+                                                             for v in [next(iter(e.values()))]])
+def test_check_params_refuses_each_bad_key_with_its_message(tmp_path, edits, expected):
+    from facesketch.core import param_check
+
+    with pytest.raises(ParamError) as err:
+        param_check.check_params(_edited(edits), out_file=tmp_path / "ok.txt")
+    assert str(err.value) == expected
+    assert not (tmp_path / "ok.txt").exists()
+
+
+def test_a_renamed_key_is_both_missing_and_unknown():
+    from facesketch.core import param_check
+
+    params = _edited({"epoch": 3})
+    del params["epochs"]
+    assert param_check.problems(params) == ["params.yaml: missing key 'epochs'",
+                                            "params.yaml: epoch is not a known setting; did you mean epochs?"]
+
+
+def test_every_shipped_key_validates_and_optional_sections_restate_the_schemas_defaults():
+    from facesketch.core import param_check, schema
+
+    shipped = params_module.load_params(REPO / "params.yaml")
+    assert param_check.problems(shipped) == []
+    full = param_check.Params.model_validate(shipped)
+    assert set(full.model_fields_set) == set(shipped)  # every top-level key is the schema's, none defaulted
+    for name in ("augment", "runtime", "preprocess", "mlflow", "report"):
+        assert shipped[name] == schema.settings_type(schema.Pipeline, name)().model_dump(), name
+    for key in ("lr_schedule", "ssim_weight", "ema_decay"):
+        assert shipped[key] == schema.Training.model_fields[key].default, key
+
+
+def test_numbers_and_booleans_are_strict_but_an_integer_is_a_number():
+    t = params_module.training(tiny_params(learning_rate=1, ssim_weight=0))
+    assert t["learning_rate"] == 1.0 and type(t["learning_rate"]) is float and type(t["ssim_weight"]) is float
+    for key, value in [("epochs", 3.0), ("epochs", "3"), ("epochs", True), ("seed", 1.5)]:
+        with pytest.raises(ParamError, match=rf"{key}={value!r} is not valid; expected an integer"):
+            params_module.training(tiny_params(**{key: value}))
+
+
+def test_readers_return_the_same_dicts_as_before():
+    p = params_module.load_params(REPO / "params.yaml")
+    assert params_module.runtime(p) == {"jit_compile": "auto", "precision": "auto", "distribute": "auto",
+                                        "checkpoint_seconds": 30.0, "backend": "auto"}
+    assert params_module.augment(p) == {"jitter": 0.0, "flip": False}
+    assert params_module.image_size(p) == 256
+    from facesketch.data.preprocess import cleaning_options
+    from facesketch.data.split import settings
+
+    assert settings(p) == {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.1, "seed": 42}
+    assert cleaning_options(p) == {"fill_black_borders": True, "remove_sketch_label": True, "grey_sketches": True}
+    assert cleaning_options({}) == cleaning_options({"preprocess": None}) == cleaning_options(p)
+    assert params_module.section(p, "report").grid_pairs == 4
+    assert params_module.section({}, "mlflow").experiment == "facesketch"
+
+
+def test_runtime_backend_auto_is_keras_backend_else_tensorflow(monkeypatch):
+    assert params_module.runtime({"runtime": {"backend": "jax"}})["backend"] == "jax"
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert params_module.backend_name("auto") == "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert params_module.backend_name("auto") == "jax" and params_module.backend_name("tensorflow") == "tensorflow"
+
+
+def test_every_data_source_has_a_fetcher():
+    from facesketch.core import schema
+    from facesketch.data.fetch import SOURCES
+
+    assert tuple(SOURCES) == schema.SOURCES
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "the file is empty; expected a mapping of settings"),
+    ("# only comments\n", "the file is empty; expected a mapping of settings"),
+    ("- adam\n- 200\n", "expected a mapping of settings at the top level (key: value lines), got a list"),
+    ("adam\n", "expected a mapping of settings at the top level (key: value lines), got a str"),
+])
+def test_an_empty_or_flat_params_file_is_named(tmp_path, text, expected):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamError) as err:
+        params_module.load_params(tmp_path / "params.yaml")
+    assert str(err.value).startswith(str(tmp_path / "params.yaml")) and expected in str(err.value)
+
+
+def test_check_params_names_a_params_value_that_is_not_a_mapping():
+    from facesketch.core import param_check
+
+    assert param_check.problems(None) == ["params.yaml: expected a mapping of settings at the top level "
+                                          "(key: value lines), got nothing (an empty file)"]
+    assert param_check.problems([1]) == ["params.yaml: expected a mapping of settings at the top level "
+                                         "(key: value lines), got a list"]

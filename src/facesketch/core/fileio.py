@@ -1,7 +1,14 @@
 """Atomic file writes: a crash or Ctrl-C never leaves a half-written output.
 
 Every writer goes to a temporary file in the destination's own folder (so the
-final rename stays on one filesystem and is atomic) and renames it into place.
+final rename stays on one filesystem and is atomic), flushes it to disk
+(fsync), renames it into place and flushes the folder, so after a power cut
+the destination holds the old content or the new, never an empty file.
+
+Temporary files and folders are created with the modes ``open`` and ``mkdir``
+give (0666 and 0777 less the process's umask, applied by the kernel), not
+``tempfile``'s private 0600/0700: other users, or a container with another
+uid, can read the outputs. The umask is never read or changed.
 """
 
 from __future__ import annotations
@@ -9,29 +16,57 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or a folder) to disk; a folder where the system cannot is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return  # e.g. Windows cannot open a folder
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():  # some filesystems refuse fsync on a folder; a file's must succeed
+            raise
+    finally:
+        os.close(fd)
+
+
+def _create(parent: Path, prefix: str, suffix: str, make: Callable[[Path], None]) -> Path:
+    """A new entry with an unused random name in ``parent``, made by ``make`` (which fails if it exists)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            make(path)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: no unused temporary name for {prefix}*{suffix}")
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for open()
 
 
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it to ``dest`` on success."""
+    """Yield a temporary path next to ``dest``; on success flush it, rename it to ``dest``, flush the folder."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+    tmp_path = _create(dest.parent, f".{dest.name}.", suffix or ".tmp", _new_file)
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, dest)
+        _fsync(dest.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -66,12 +101,15 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Build a whole folder in a temp sibling, then swap it in for ``dest``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    # made as mkdir makes a folder (0755 under umask 022), so other users can read the models and data
+    tmp = _create(dest.parent, f".{dest.name}.", "", os.mkdir)
     try:
-        # mkdtemp makes 0700; the finished folder gets what mkdir would give it (0755 under umask 022),
-        # so other users (or a container with another uid) can read the models and data
-        os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
+        for root, _dirs, files in os.walk(tmp):
+            for name in files:
+                if not os.path.islink(os.path.join(root, name)):
+                    _fsync(Path(root, name))
+            _fsync(Path(root))
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -80,5 +118,6 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+        _fsync(dest.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

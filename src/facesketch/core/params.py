@@ -1,8 +1,10 @@
 """Reading and checking params.yaml.
 
-Every stage reads the file the same way and checks only the keys it uses, so
-a bad value fails in the stage that needs it, with the key's name and what
-was expected.
+Every stage reads the file the same way. The check_params stage validates the
+whole file up front (:mod:`facesketch.core.param_check`); each reader here
+validates again the section it returns, against the same schema
+(:mod:`facesketch.core.schema`: types, bounds, defaults), so a function called
+outside the pipeline gets the same messages naming the key and what was expected.
 """
 
 from __future__ import annotations
@@ -13,17 +15,15 @@ from typing import Any, Iterable
 
 import yaml
 
+from facesketch.core import schema
 from facesketch.core.errors import ParamError
+from facesketch.core.schema import BACKENDS, DISTRIBUTE, LOSSES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS  # noqa: F401
 
 PARAMS_FILE = "params.yaml"
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-LOSSES = ("mae", "bce", "mse")
-LR_SCHEDULES = ("constant", "linear_decay", "cosine")
-AUGMENT_DEFAULTS = {"jitter": 0.0, "flip": False}
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTE = ("auto", "none", "mirrored")
-RUNTIME_DEFAULTS = {"jit_compile": "auto", "precision": "auto", "distribute": "auto", "checkpoint_seconds": 30}
+#: the ``runtime:`` section's settings and their defaults (the schema's)
+RUNTIME_DEFAULTS = schema.Runtime().model_dump()
+AUGMENT_DEFAULTS = schema.Augment().model_dump()
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
@@ -31,9 +31,13 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     if not path.exists():
         raise ParamError(f"{path}: not found; run from the repository root (where dvc.yaml is)")
     with open(path, encoding="utf-8") as f:
-        params = yaml.safe_load(f) or {}
+        params = yaml.safe_load(f)
+    if params is None:
+        raise ParamError(f"{path}: the file is empty; expected a mapping of settings (optimizer: adam, "
+                         "epochs: 200, data:, models:, ...), as the repository's params.yaml ships")
     if not isinstance(params, dict):
-        raise ParamError(f"{path}: expected a mapping of keys to values at the top level")
+        raise ParamError(f"{path}: expected a mapping of settings at the top level (key: value lines), "
+                         f"got a {type(params).__name__}")
     return params
 
 
@@ -68,45 +72,32 @@ def number(name: str, value: Any, *, minimum: float | None = None, maximum: floa
     return value
 
 
+def section(params: dict[str, Any], name: str, *, required: bool = False) -> Any:
+    """The top-level section ``name`` (``data``, ``split``, ``report``, ...) validated: a
+    :class:`~facesketch.core.schema.Section` instance; an absent optional section takes its defaults."""
+    model = schema.settings_type(schema.Pipeline, name)
+    if name not in params and required:
+        raise ParamError(f"{schema.FILE}: missing key '{name}'")
+    return schema.check(model, params.get(name), (name,))
+
+
 def image_size(params: dict[str, Any]) -> int:
-    size = number("image_size", get(params, "image_size"), minimum=32, integer=True)
-    if size % 32:
-        raise ParamError(f"params.yaml: image_size={size} is not valid; expected a multiple of 32 (e.g. 64, 128, 256)")
-    return int(size)
+    """``image_size``, checked (a multiple of 32, at least 32)."""
+    return schema.check(schema.fields(schema.Training, ("image_size",)), _keys(params, ("image_size",))).image_size
+
+
+def _keys(params: dict[str, Any], keys: Any) -> dict[str, Any]:
+    return {k: params[k] for k in keys if k in params}
 
 
 def training(params: dict[str, Any]) -> dict[str, Any]:
     """The top-level training keys, checked."""
-    return {
-        "optimizer": choice("optimizer", get(params, "optimizer"), OPTIMIZERS),
-        "learning_rate": float(number("learning_rate", get(params, "learning_rate"), minimum=0, exclusive_min=True)),
-        "epochs": int(number("epochs", get(params, "epochs"), minimum=1, integer=True)),
-        "batch_size": int(number("batch_size", get(params, "batch_size"), minimum=1, integer=True)),
-        "loss": choice("loss", get(params, "loss"), LOSSES),
-        "seed": int(number("seed", get(params, "seed"), minimum=0, integer=True)),
-        "image_size": image_size(params),
-        # the training levers beyond the study (absent: the study's plain training)
-        "augment": augment(params),
-        "lr_schedule": choice("lr_schedule", params.get("lr_schedule", "constant"), LR_SCHEDULES),
-        "ssim_weight": float(number("ssim_weight", params.get("ssim_weight", 0.0), minimum=0)),
-        # 1 would freeze the average at the random start
-        "ema_decay": float(number("ema_decay", params.get("ema_decay", 0.0), minimum=0, maximum=0.9999)),
-    }
+    return schema.check(schema.Training, _keys(params, schema.Training.model_fields)).model_dump()
 
 
 def augment(params: dict[str, Any]) -> dict[str, Any]:
     """The ``augment:`` section: paired jitter (fraction to enlarge before a random crop back) and mirroring."""
-    cfg = params.get("augment") or {}
-    if not isinstance(cfg, dict):
-        raise ParamError("params.yaml: augment: expected a mapping with jitter and flip")
-    unknown = set(cfg) - set(AUGMENT_DEFAULTS)
-    if unknown:
-        raise ParamError(f"params.yaml: augment.{sorted(unknown)[0]} is not a known setting; "
-                         f"expected: {', '.join(AUGMENT_DEFAULTS)}")
-    cfg = {**AUGMENT_DEFAULTS, **cfg}
-    if not isinstance(cfg["flip"], bool):
-        raise ParamError(f"params.yaml: augment.flip={cfg['flip']!r} is not valid; expected true or false")
-    return {"jitter": float(number("augment.jitter", cfg["jitter"], minimum=0, maximum=0.5)), "flip": cfg["flip"]}
+    return section(params, "augment").model_dump()
 
 
 def task(name: str) -> str:
@@ -116,28 +107,18 @@ def task(name: str) -> str:
 
 
 def runtime(params: dict[str, Any]) -> dict[str, Any]:
-    """The ``runtime:`` section, checked: how training runs (XLA, precision, devices, checkpointing).
+    """The ``runtime:`` section, checked: how training runs (XLA, precision, devices, checkpointing, backend).
 
-    Missing keys take ``RUNTIME_DEFAULTS``. ``jit_compile``: auto (Keras: XLA on GPUs, not on CPUs),
-    true or false; ``precision``: auto (mixed_float16 on a GPU, float32 on CPUs) or a Keras dtype
-    policy; ``distribute``: auto, none or mirrored (see tf_runtime.strategy); ``checkpoint_seconds``:
-    the least time between two resumable checkpoints (0: after every epoch).
+    Missing keys take the schema's defaults (:data:`RUNTIME_DEFAULTS`). ``jit_compile``: auto (Keras: XLA
+    on GPUs, not on CPUs), true or false; ``precision``: auto (mixed_float16 on a GPU, float32 on CPUs) or
+    a Keras dtype policy; ``distribute``: auto, none or mirrored (see tf_runtime.strategy);
+    ``checkpoint_seconds``: the least time between two resumable checkpoints (0: after every epoch);
+    ``backend``: auto, tensorflow or jax, as written (:func:`backend_name` resolves auto).
     """
-    cfg = params.get("runtime") or {}
-    if not isinstance(cfg, dict):
-        raise ParamError("params.yaml: runtime: expected a mapping (jit_compile, precision, distribute, "
-                         "checkpoint_seconds)")
-    unknown = set(cfg) - set(RUNTIME_DEFAULTS)
-    if unknown:
-        raise ParamError(f"params.yaml: runtime.{sorted(unknown)[0]} is not a known setting; "
-                         f"expected: {', '.join(RUNTIME_DEFAULTS)}")
-    cfg = {**RUNTIME_DEFAULTS, **cfg}
-    if cfg["jit_compile"] not in ("auto", True, False):
-        raise ParamError(f"params.yaml: runtime.jit_compile={cfg['jit_compile']!r} is not valid; "
-                         "expected auto, true or false")
-    return {
-        "jit_compile": cfg["jit_compile"],
-        "precision": choice("runtime.precision", cfg["precision"], PRECISIONS),
-        "distribute": choice("runtime.distribute", cfg["distribute"], DISTRIBUTE),
-        "checkpoint_seconds": float(number("runtime.checkpoint_seconds", cfg["checkpoint_seconds"], minimum=0)),
-    }
+    return section(params, "runtime").model_dump()
+
+
+def backend_name(setting: str) -> str:
+    """The Keras backend ``runtime.backend`` names: ``auto`` is the environment's ``KERAS_BACKEND``
+    if set, else tensorflow."""
+    return (os.environ.get("KERAS_BACKEND") or "tensorflow") if setting == "auto" else setting

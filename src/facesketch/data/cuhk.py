@@ -26,17 +26,17 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from facesketch.core.params import get, number
+from facesketch.core import schema
+from facesketch.core.params import section
 from facesketch.core.errors import DataError, ParamError
 from facesketch.data import archives, pairing
 from facesketch.data.manifest import Pair, write_manifest
 from facesketch.data.pairing import ImageFile
 
-ROLES = ("photo", "sketch")
+ROLES = schema.ROLES
 ROLE_DIRS = {"photo": "photos", "sketch": "sketches"}  # data/raw/<subset>/<dir>/...
-SUBSETS = ("train", "test")
-PAGE = "http://mmlab.ie.cuhk.edu.hk/archive/facesketch.html"
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+SUBSETS = schema.SUBSETS
+PAGE = schema.CUHK_PAGE
 
 
 @dataclass(frozen=True)
@@ -52,49 +52,22 @@ class Archive:
 # --------------------------------------------------------------------------- params
 
 def _strict(params: dict[str, Any]) -> bool:
-    strict = get(params, "data").get("strict", True)
-    if not isinstance(strict, bool):
-        raise ParamError(f"params.yaml: data.strict={strict!r} is not valid; expected true or false")
-    return strict
+    return section(params, "data", required=True).strict
 
 
-def _subsets(cfg: dict[str, Any]) -> list[str]:
-    subsets = cfg.get("subsets", list(SUBSETS))
-    if isinstance(subsets, str):
-        subsets = [subsets]
-    if not isinstance(subsets, list) or not subsets or any(s not in SUBSETS for s in subsets):
-        raise ParamError(f"params.yaml: data.cuhk.subsets={subsets!r} is not valid; "
-                         f"expected a non-empty list of: {', '.join(SUBSETS)}")
-    return [s for s in SUBSETS if s in subsets]
-
-
-def cuhk_archives(params: dict[str, Any]) -> tuple[list[Archive], dict[str, Any]]:
+def cuhk_archives(params: dict[str, Any]) -> tuple[list[Archive], schema.Cuhk]:
     """The archives of ``data.cuhk`` for the subsets asked for, checked; and the section itself."""
-    cfg = get(params, "data.cuhk")
-    table = cfg.get("archives")
-    if not isinstance(table, dict):
-        raise ParamError("params.yaml: data.cuhk.archives: expected a mapping train_photo/train_sketch/"
-                         "test_photo/test_sketch -> {file, url, sha256}")
-    base_url = cfg.get("base_url") or ""
+    cfg = section(params, "data", required=True).cuhk
+    if cfg is None:
+        raise ParamError("params.yaml: missing key 'data.cuhk'")
+    base_url = cfg.base_url or ""
     out = []
-    for subset in _subsets(cfg):
+    for subset in [s for s in SUBSETS if s in cfg.subsets]:
         for role in ROLES:
             key = f"{subset}_{role}"
-            entry = table.get(key)
-            name = f"data.cuhk.archives.{key}"
-            if not isinstance(entry, dict):
-                raise ParamError(f"params.yaml: missing key '{name}' (file, url, sha256)")
-            file = entry.get("file")
-            if not isinstance(file, str) or not file or "/" in file or "\\" in file:
-                raise ParamError(f"params.yaml: {name}.file={file!r} is not valid; expected a file name")
-            url = entry.get("url") or (base_url.rstrip("/") + "/" + file if base_url else None)
-            if url is not None and not isinstance(url, str):
-                raise ParamError(f"params.yaml: {name}.url={url!r} is not valid; expected a URL or null")
-            sha = entry.get("sha256")
-            if sha is not None and not (isinstance(sha, str) and _SHA256.match(sha)):
-                raise ParamError(f"params.yaml: {name}.sha256={sha!r} is not valid; "
-                                 f"expected 64 hex digits or null")
-            out.append(Archive(key, subset, role, file, url, sha.lower() if sha else None))
+            entry = getattr(cfg.archives, key)  # the schema made sure the subsets' archives are there
+            url = entry.url or (base_url.rstrip("/") + "/" + entry.file if base_url else None)
+            out.append(Archive(key, subset, role, entry.file, url, entry.sha256.lower() if entry.sha256 else None))
     return out, cfg
 
 
@@ -237,10 +210,8 @@ def _pair_and_check(files: dict[tuple[str, str], list[ImageFile]], out_dir: Path
 def fetch_cuhk(params: dict[str, Any], out_dir: Path, download_dir: Path | None = None) -> int:
     """Source ``cuhk``: download (or reuse) the archives, extract, pair."""
     archs, cfg = cuhk_archives(params)
-    download_dir = Path(download_dir or cfg.get("download_dir") or "data/downloads")
-    retries = int(number("data.cuhk.retries", cfg.get("retries", 2), minimum=0, maximum=10, integer=True))
-    timeout = float(number("data.cuhk.timeout", cfg.get("timeout", 60), minimum=0, exclusive_min=True))
-    page = cfg.get("page") or PAGE
+    download_dir = Path(download_dir or cfg.download_dir)
+    retries, timeout, page = cfg.retries, cfg.timeout, cfg.page
     for a in archs:
         if not a.url:
             raise ParamError(f"params.yaml: data.cuhk.archives.{a.key}.url is not set and data.cuhk.base_url is empty")
@@ -253,7 +224,7 @@ def fetch_cuhk(params: dict[str, Any], out_dir: Path, download_dir: Path | None 
 def fetch_archive_dir(params: dict[str, Any], out_dir: Path, archive_dir: Path | None = None) -> int:
     """Source ``archive_dir``: the same archives, already in a folder; nothing is downloaded."""
     archs, _ = cuhk_archives(params)
-    folder = archive_dir or get(params, "data").get("archive_dir")
+    folder = archive_dir or section(params, "data", required=True).archive_dir
     if not folder:
         raise ParamError("params.yaml: data.archive_dir is not set: the folder holding "
                          + ", ".join(a.file for a in archs))
@@ -263,12 +234,12 @@ def fetch_archive_dir(params: dict[str, Any], out_dir: Path, archive_dir: Path |
 
 def fetch_folder(params: dict[str, Any], out_dir: Path, folder: Path | None = None) -> int:
     """Source ``folder``: ``photos/`` + ``sketches/`` (or ``train/`` and ``test/`` holding both), copied in."""
-    cfg = get(params, "data").get("folder") or {}
-    root = folder or cfg.get("path")
+    cfg = section(params, "data", required=True).folder
+    root = folder or cfg.path
     if not root:
         raise ParamError("params.yaml: data.folder.path is not set: the folder holding photos/ and sketches/")
     root = Path(root)
-    names = {"photo": cfg.get("photos") or "photos", "sketch": cfg.get("sketches") or "sketches"}
+    names = {"photo": cfg.photos, "sketch": cfg.sketches}
     if not root.is_dir():
         raise DataError(f"{root}: folder not found (data.folder.path)")
     split_dirs = [s for s in SUBSETS if (root / s).is_dir()]

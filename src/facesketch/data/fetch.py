@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facesketch.core import fileio
-from facesketch.core.params import get, number
+from facesketch.core.params import get, section
 from facesketch.core.errors import ParamError
 from facesketch.core.layout import RAW_DIR
 
@@ -14,10 +14,8 @@ from facesketch.core.layout import RAW_DIR
 def _fetch_synthetic(params: dict[str, Any], out_dir: Path) -> int:
     from facesketch.data.synthetic import generate_dataset
 
-    cfg = get(params, "data.synthetic")
-    count = int(number("data.synthetic.count", cfg.get("count"), minimum=2, integer=True))
-    seed = int(number("data.synthetic.seed", cfg.get("seed"), minimum=0, integer=True))
-    return len(generate_dataset(out_dir, count=count, seed=seed))
+    cfg = section(params, "data", required=True).synthetic  # the schema made sure it is there
+    return len(generate_dataset(out_dir, count=cfg.count, seed=cfg.seed))
 
 
 def _fetch_cuhk(params: dict[str, Any], out_dir: Path) -> int:

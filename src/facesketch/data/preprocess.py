@@ -18,15 +18,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from facesketch.core import fileio
+from facesketch.core import fileio, schema
 from facesketch.core.images import read_rgb  # the reader `facesketch predict` uses too: same pixels
-from facesketch.core.params import image_size
-from facesketch.core.errors import ParamError
+from facesketch.core.params import image_size, section
 from facesketch.core.layout import PROCESSED_FILE, RAW_DIR
 from facesketch.data import cleaning
 from facesketch.data.manifest import read_manifest
 
-CLEANING_STEPS = ("fill_black_borders", "remove_sketch_label", "grey_sketches")
+CLEANING_STEPS = tuple(schema.Preprocess.model_fields)
 
 
 def to_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -37,20 +36,7 @@ def to_square(img: np.ndarray, size: int) -> np.ndarray:
 
 def cleaning_options(params: dict[str, Any]) -> dict[str, bool]:
     """The ``preprocess:`` switches (all on when the section is absent)."""
-    cfg = params.get("preprocess") or {}
-    if not isinstance(cfg, dict):
-        raise ParamError("params.yaml: preprocess: expected a mapping of cleaning steps to true/false")
-    unknown = set(cfg) - set(CLEANING_STEPS)
-    if unknown:
-        raise ParamError(f"params.yaml: preprocess.{sorted(unknown)[0]} is not a known setting; "
-                         f"expected: {', '.join(CLEANING_STEPS)}")
-    opts = {}
-    for step in CLEANING_STEPS:
-        value = cfg.get(step, True)
-        if not isinstance(value, bool):
-            raise ParamError(f"params.yaml: preprocess.{step}={value!r} is not valid; expected true or false")
-        opts[step] = value
-    return opts
+    return section(params, "preprocess").model_dump()
 
 
 def clean_pair(photo: np.ndarray, sketch: np.ndarray, opts: dict[str, bool]) -> tuple[np.ndarray, np.ndarray, list[str]]:

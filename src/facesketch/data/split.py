@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from facesketch.core import fileio
-from facesketch.core.params import choice, get, number
-from facesketch.core.errors import DataError, ParamError
+from facesketch.core import schema
+from facesketch.core.params import choice, section
+from facesketch.core.errors import DataError
 from facesketch.core.layout import PROCESSED_FILE, SPLIT_FILE
 
-PROTOCOLS = ("random", "cuhk")
+PROTOCOLS = schema.PROTOCOLS
 _IMAGE_NUMBER = re.compile(r"-\d+$")
 
 
@@ -83,15 +84,7 @@ def make_folds(ids: list[str], folds: int, seed: int) -> list[dict[str, Any]]:
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:
     """The ``split:`` keys, checked: make_split's keyword arguments."""
-    cfg = get(params, "split")
-    if not isinstance(cfg, dict):
-        raise ParamError("params.yaml: split: expected a mapping (protocol, test_fraction, val_fraction, seed)")
-    return {
-        "protocol": choice("split.protocol", cfg.get("protocol"), PROTOCOLS),
-        "test_fraction": float(number("split.test_fraction", cfg.get("test_fraction"), minimum=0, maximum=0.9)),
-        "val_fraction": float(number("split.val_fraction", cfg.get("val_fraction"), minimum=0, maximum=0.9)),
-        "seed": int(number("split.seed", cfg.get("seed"), minimum=0, integer=True)),
-    }
+    return section(params, "split", required=True).model_dump()
 
 
 def split(params: dict[str, Any], processed_file: Path = PROCESSED_FILE, out_file: Path = SPLIT_FILE) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 Adding a model is one new module in this package plus one line in
 ``REGISTRY``. The module defines ``SPEC``, a :class:`~.spec.ModelSpec`: how to
-build the model, its default settings (overridable under its name in
-params.yaml), and optionally how to prepare and compile it. Settings are
-checked once, here in :func:`config`: the shared ones by their common rule
-(:data:`~.spec.SHARED_SETTINGS`), then the model's own by ``SPEC.check``.
+build the model, its settings' schema (types, bounds, defaults, in
+:mod:`.settings`; overridable under its name in params.yaml), and optionally
+how to prepare and compile it. Settings are checked against that schema in
+:func:`config`, and up front, for every model, by the check_params stage.
 
 Modules are imported lazily so that listing names does not import TensorFlow.
 """
@@ -17,7 +17,8 @@ from types import ModuleType
 from typing import Any
 
 from facesketch.core.errors import ParamError
-from facesketch.models.spec import ModelSpec, SeparatePredictor, check_shared
+from facesketch.core import schema
+from facesketch.models.spec import ModelSpec, SeparatePredictor
 
 REGISTRY: dict[str, str] = {
     "dense": "facesketch.models.dense",
@@ -77,19 +78,7 @@ def spec(name: str) -> ModelSpec:
 
 def config(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model's own settings, checked: its defaults updated by params.yaml's section of that name."""
-    model_spec = spec(name)
-    cfg = dict(model_spec.defaults)
-    section = (params or {}).get(name) or {}
-    if not isinstance(section, dict):
-        raise ParamError(f"params.yaml: '{name}' should be a mapping of that model's settings")
-    unknown = set(section) - set(cfg)
-    if unknown:
-        raise ParamError(
-            f"params.yaml: unknown setting(s) {sorted(unknown)} for model '{name}'; "
-            f"expected: {', '.join(sorted(cfg)) or '(none)'}"
-        )
-    cfg.update(section)
-    return model_spec.check(check_shared(name, cfg))
+    return schema.check(spec(name).settings, (params or {}).get(name), (name,)).model_dump()
 
 
 def build(name: str, image_size: int, params: dict[str, Any] | None = None):

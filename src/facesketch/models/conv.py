@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from facesketch.models.blocks import conv, image_input, image_output, init_output_bias
+from facesketch.models.settings import Conv
 from facesketch.models.spec import ModelSpec
 
 #: a hidden layer: (tensor, filters, strides) -> tensor
@@ -54,4 +55,4 @@ def prepare(model: keras.Model, inputs, targets, cfg: dict) -> None:
     init_output_bias(model, targets, cfg["output_bias"])
 
 
-SPEC = ModelSpec(build=build, defaults={"output_bias": "target_mean"}, prepare=prepare)
+SPEC = ModelSpec(build=build, settings=Conv, prepare=prepare)

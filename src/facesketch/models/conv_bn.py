@@ -21,11 +21,8 @@ import keras
 
 from facesketch.models.blocks import conv_bn_lrelu
 from facesketch.models.conv import autoencoder, prepare  # prepare: the output bias as conv's (see blocks.init_output_bias)
-from facesketch.models.spec import ModelSpec, check_number
-
-
-def check(cfg: dict) -> dict:
-    return {**cfg, "momentum": float(check_number("conv_bn", "momentum", cfg["momentum"], minimum=0, maximum=1))}
+from facesketch.models.settings import ConvBn
+from facesketch.models.spec import ModelSpec
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:
@@ -33,5 +30,4 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     return autoencoder(image_size, block, "conv_bn")
 
 
-SPEC = ModelSpec(build=build, defaults={"alpha": 0.2, "momentum": 0.9, "output_bias": "target_mean"}, check=check,
-                 prepare=prepare)
+SPEC = ModelSpec(build=build, settings=ConvBn, prepare=prepare)

@@ -10,17 +10,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from facesketch.core.errors import ParamError
 from facesketch.models.blocks import OUTPUT_DTYPE, image_input, init_output_bias
-from facesketch.models.spec import ModelSpec, check_number
-
-
-def check(cfg: dict) -> dict:
-    size = int(check_number("dense", "size", cfg["size"], minimum=8, integer=True))
-    if size % 8:
-        raise ParamError(f"params.yaml: dense.size={size} is not valid; expected a multiple of 8, at least 8")
-    return {**cfg, "size": size,
-            "latent_dim": int(check_number("dense", "latent_dim", cfg["latent_dim"], minimum=1, integer=True))}
+from facesketch.models.settings import Dense
+from facesketch.models.spec import ModelSpec
 
 
 def build(image_size: int, cfg: dict) -> keras.Model:
@@ -42,5 +34,4 @@ def prepare(model: keras.Model, inputs, targets, cfg: dict) -> None:
     init_output_bias(model, targets, cfg["output_bias"])  # as conv (see blocks.init_output_bias)
 
 
-SPEC = ModelSpec(build=build, defaults={"size": 256, "latent_dim": 32, "output_bias": "target_mean"}, check=check,
-                 prepare=prepare)
+SPEC = ModelSpec(build=build, settings=Dense, prepare=prepare)

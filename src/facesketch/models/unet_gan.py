@@ -44,32 +44,8 @@ from keras import layers, ops
 
 from facesketch.training.losses import reconstruction
 from facesketch.models.blocks import OUTPUT_DTYPE, image_input, normalization, replica_share, to_signed, to_unit
-from facesketch.models.spec import ModelSpec, check_number
-
-DEFAULTS = {
-    "g_learning_rate": 2.0e-4,
-    "d_learning_rate": 2.0e-4,
-    "beta_1": 0.5,
-    "lambda_l1": 100.0,
-    "filters": 64,
-    "max_filters": 512,
-    "dropout": 0.5,
-    "norm": "instance",
-}
-
-def check(cfg: dict) -> dict:
-    """The GAN's own settings checked and typed (``norm``: the shared rule, already checked)."""
-    return {
-        "g_learning_rate": float(check_number("unet_gan", "g_learning_rate", cfg["g_learning_rate"], minimum=0, exclusive_min=True)),
-        "d_learning_rate": float(check_number("unet_gan", "d_learning_rate", cfg["d_learning_rate"], minimum=0, exclusive_min=True)),
-        "beta_1": float(check_number("unet_gan", "beta_1", cfg["beta_1"], minimum=0, maximum=1)),
-        "lambda_l1": float(check_number("unet_gan", "lambda_l1", cfg["lambda_l1"], minimum=0)),
-        "filters": int(check_number("unet_gan", "filters", cfg["filters"], minimum=1, integer=True)),
-        "max_filters": int(check_number("unet_gan", "max_filters", cfg["max_filters"], minimum=1, integer=True)),
-        "dropout": float(check_number("unet_gan", "dropout", cfg["dropout"], minimum=0, maximum=0.99)),
-        "norm": cfg["norm"],
-    }
-
+from facesketch.models.settings import UnetGan
+from facesketch.models.spec import ModelSpec
 
 def _down(x, filters: int, norm: str, name: str):
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm == "none",
@@ -239,4 +215,4 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)
 
 
-SPEC = ModelSpec(build=build, defaults=DEFAULTS, check=check, compile_model=compile_model)
+SPEC = ModelSpec(build=build, settings=UnetGan, compile_model=compile_model)

@@ -47,38 +47,8 @@ from keras import layers, ops
 
 from facesketch.core.errors import ParamError
 from facesketch.models.blocks import conv_lrelu, image_input, image_output, replica_share
-from facesketch.models.spec import ModelSpec, check_number
-
-DEFAULTS = {
-    "filters": [32, 64, 128, 256, 256],
-    "posterior_filters": 32,
-    "latent_channels": 8,
-    "kl_weight": 1.0,
-    "kl_warmup_steps": 1000,
-    "predictor_weight": 1.0,
-    "alpha": 0.2,
-    "norm": "group",
-}
-
-
-def check(cfg: dict) -> dict:
-    """The VAE's own settings checked and typed (``alpha`` and ``norm``: the shared rules, already checked)."""
-    filters = cfg["filters"]
-    if not isinstance(filters, (list, tuple)) or not 2 <= len(filters) <= 6:
-        raise ParamError(f"params.yaml: vae.filters={filters!r} is not valid; expected a list of 2 to 6 widths "
-                         "(one per level; each level after the first halves the resolution)")
-    for f in filters:
-        check_number("vae", "filters", f, minimum=1, integer=True)
-    return {
-        **cfg,
-        "filters": [int(f) for f in filters],
-        "posterior_filters": int(check_number("vae", "posterior_filters", cfg["posterior_filters"], minimum=1, integer=True)),
-        "latent_channels": int(check_number("vae", "latent_channels", cfg["latent_channels"], minimum=1, integer=True)),
-        "kl_weight": float(check_number("vae", "kl_weight", cfg["kl_weight"], minimum=0)),
-        "kl_warmup_steps": int(check_number("vae", "kl_warmup_steps", cfg["kl_warmup_steps"], minimum=0, integer=True)),
-        "predictor_weight": float(check_number("vae", "predictor_weight", cfg["predictor_weight"], minimum=0)),
-    }
-
+from facesketch.models.settings import Vae
+from facesketch.models.spec import ModelSpec
 
 def _condition_encoder(image_size: int, filters: list[int], alpha: float, norm: str) -> keras.Model:
     x = inputs = image_input(image_size)
@@ -233,4 +203,4 @@ def build(image_size: int, cfg: dict) -> keras.Model:
     return ConditionalVAE(image_size, cfg)
 
 
-SPEC = ModelSpec(build=build, defaults=DEFAULTS, check=check)
+SPEC = ModelSpec(build=build, settings=Vae)

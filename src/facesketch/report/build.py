@@ -9,6 +9,7 @@ import numpy as np
 
 from facesketch.evaluation import protocol
 from facesketch.core import fileio
+from facesketch.core.params import section
 from facesketch.core.layout import (METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED_FILE, REPORTS_DIR, SPLIT_FILE, predictions_of,
                       run_name)
 from facesketch.data.dataset import load_task
@@ -47,7 +48,7 @@ def stack(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
 
 def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: Path = MODELS_DIR) -> Report:
     models, tasks = list(params["models"]), list(params["tasks"])
-    n_pairs = int((params.get("report") or {}).get("grid_pairs", 4))
+    n_pairs = section(params, "report").grid_pairs
     rows = collect(models, tasks, metrics_dir, models_dir)
     compared = comparisons(models, tasks, metrics_dir)
     size, split, source = params["image_size"], params.get("split") or {}, params["data"]["source"]

@@ -30,7 +30,7 @@ from facesketch.training import losses
 from facesketch.core import backend
 from facesketch.training import weight_average
 from facesketch import models as registry
-from facesketch.core.params import LOSSES, OPTIMIZERS, choice
+from facesketch.core.params import LOSSES, OPTIMIZERS, choice, section as param_section
 from facesketch.core.params import runtime as runtime_settings, task as check_task, training as training_settings
 from facesketch import tracking
 from facesketch.data.dataset import load_task, to_float
@@ -307,7 +307,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     resumed_from = int(state.get("epochs_done", 0))
     if chief:
-        tracker.start(str(params.get("mlflow", {}).get("experiment", "facesketch")), name, tags,
+        tracker.start(param_section(params, "mlflow").experiment, name, tags,
                       resume_run_id=state.get("run_id") if resumed_from else None)
     state["run_id"] = tracker.run_id
     fileio.write_json(state_file, state)
