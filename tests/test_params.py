@@ -238,3 +238,18 @@ def test_check_params_names_a_params_value_that_is_not_a_mapping():
                                           "(key: value lines), got nothing (an empty file)"]
     assert param_check.problems([1]) == ["params.yaml: expected a mapping of settings at the top level "
                                          "(key: value lines), got a list"]
+
+
+def test_docs_params_md_is_generated_from_the_schema_and_up_to_date():
+    """docs/params.md lists what check_params accepts; it is rewritten by scripts/params_doc.py."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    res = subprocess.run([sys.executable, str(REPO / "scripts/params_doc.py"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, "docs/params.md is out of date: run `python scripts/params_doc.py`"
+    doc = (REPO / "docs/params.md").read_text()
+    assert "| `runtime.backend` | `auto` \\| `tensorflow` \\| `jax` |  | `auto` |" in doc
+    assert "| `data.cuhk.retries` | int | >= 0, <= 10 | `2` |" in doc
