@@ -61,3 +61,13 @@ def test_a_bundle_over_its_size_limit_or_without_data_is_refused_naming_why(tmp_
     (ws / "data/split/split.json").unlink()
     with pytest.raises(DataError, match="split.json: missing; run `dvc repro split`"):
         build(tmp_path / "b2", workspace=ws, wheels_from=tmp_path / "w")
+
+
+def test_the_runner_installs_what_the_bundle_carries():
+    from facesketch.offline import bundle, runner
+
+    assert runner.NEEDED == bundle.WHEELS
+    pins = dict(p.split("==") for p in bundle.pinned(("pydantic", "pydantic-core", "keras")))
+    import importlib.metadata
+
+    assert f"pydantic-core=={pins['pydantic-core']}" in importlib.metadata.requires("pydantic")  # an importable pair

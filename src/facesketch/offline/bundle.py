@@ -5,9 +5,11 @@ The folder holds:
 ``src/facesketch``
     this package's source, as it is here (the runner puts it on ``sys.path``).
 ``wheels/``
-    Keras and what it needs beyond NumPy and JAX (namex, optree, absl-py, rich and its
-    markdown-it-py, mdurl and pygments, h5py, packaging, PyYAML), as binary wheels for every
-    ``--python`` version asked for (CPython, manylinux x86-64): the device has no package index.
+    Keras and what it and the package need beyond NumPy and JAX (namex, optree, absl-py, rich and
+    its markdown-it-py, mdurl and pygments, h5py, packaging, PyYAML, pydantic and its core), as
+    binary wheels for every ``--python`` version asked for (CPython, manylinux x86-64): the device
+    has no package index. Each at the version installed here, so the device runs what the suite
+    tested (pydantic pins its core exactly: another pairing would not import).
 ``data/pairs.npz``, ``data/split.json``
     the workspace's preprocessed pairs and split (its ``data/processed`` and ``data/split``).
 ``params.yaml``
@@ -34,17 +36,34 @@ from facesketch.core.errors import DataError
 from facesketch.core.layout import PROCESSED_FILE, SPLIT_FILE
 
 PACKAGE = Path(__file__).resolve().parents[1]          # src/facesketch
-# Keras' own requirements and the project's, less what JAX brings (numpy, ml_dtypes, scipy, opt_einsum)
+# Keras' own requirements and the project's, less what JAX brings (numpy, ml_dtypes, scipy, opt_einsum);
+# the runner installs the same list where missing (runner.NEEDED)
 WHEELS = ("keras", "namex", "optree", "absl-py", "rich", "markdown-it-py", "mdurl", "pygments", "h5py",
-          "packaging", "pyyaml", "typing-extensions")
+          "packaging", "pyyaml", "typing-extensions", "pydantic", "pydantic-core", "annotated-types",
+          "typing-inspection")
 PYTHONS = ("3.11", "3.12", "3.13")   # 3.11: this machine's proof; 3.12+: JAX 0.11's
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 MAX_MIB = 60
 
 
+def pinned(names=WHEELS) -> list[str]:
+    """``name==version`` of each, at the version installed here (a name not installed: unpinned)."""
+    import importlib.metadata
+
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(name)
+    return out
+
+
 def download_wheels(dest: Path, pythons=PYTHONS, names=WHEELS) -> list[Path]:
-    """Binary wheels of ``names`` for each Python version (no dependencies resolved: the list is whole)."""
+    """Binary wheels of ``names`` (pinned to this machine's versions) for each Python version; no
+    dependencies resolved: the list is whole."""
     dest.mkdir(parents=True, exist_ok=True)
+    names = pinned(names)
     for version in pythons:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                "--python-version", version, "--implementation", "cp", "--dest", str(dest),

@@ -28,9 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-# distribution name -> what it is for; installed from the bundle where missing
+# the distributions the package needs beyond Python, NumPy and JAX (bundle.WHEELS: the bundle carries
+# their wheels); installed from the bundle where missing
 NEEDED = ("keras", "namex", "optree", "absl-py", "rich", "markdown-it-py", "mdurl", "pygments", "h5py",
-          "packaging", "pyyaml", "typing-extensions")
+          "packaging", "pyyaml", "typing-extensions", "pydantic", "pydantic-core", "annotated-types",
+          "typing-inspection")
 
 
 def say(message: str) -> None:

@@ -168,30 +168,40 @@ class Tracker:
     def log_image(self, rgb, name: str) -> None:
         self._safe(f"image {name}", lambda c: c.log_image(self.run_id, rgb, artifact_file=name))
 
-    def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    # MLflow's entities are imported only where a client exists: without MLflow installed (the offline
+    # study's device) every call is a "not logged", never an ImportError
 
-        flat = [Param(k, str(v)[:500]) for k, v in params.items()]
-        self._safe("params", lambda c: c.log_batch(self.run_id, params=flat))
+    def log_params(self, params: dict[str, Any]) -> None:
+        def _log(client):
+            from mlflow.entities import Param
+
+            client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+
+        self._safe("params", _log)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        from mlflow.entities import Metric
-
         clean = {k: float(v) for k, v in metrics.items() if v is not None}
         what = "per-epoch metrics" if step is not None else "metrics " + ", ".join(clean)
         now = int(time.time() * 1000)
-        batch = [Metric(k, v, now, step or 0) for k, v in clean.items()]
-        self._safe(what, lambda c: c.log_batch(self.run_id, metrics=batch))
+
+        def _log(client):
+            from mlflow.entities import Metric
+
+            client.log_batch(self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in clean.items()])
+
+        self._safe(what, _log)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         shown = f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
         self._safe(f"artifact {shown}", lambda c: c.log_artifact(self.run_id, str(path), artifact_path))
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
+        def _log(client):
+            from mlflow.entities import RunTag
 
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        self._safe("tags", lambda c: c.log_batch(self.run_id, tags=batch))
+            client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+        self._safe("tags", _log)
 
     def end(self, status: str = "FINISHED") -> None:
         """End the run with ``status`` (FINISHED, FAILED or KILLED) and report what was not logged.
