@@ -502,3 +502,15 @@ def test_experiments_starting_together_on_a_new_store_do_not_break_it(tmp_path, 
     runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["run-0", "run-1"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_evaluate_binds_its_metrics_to_the_model_file_it_scored(logged):
+    """#27: metrics/<model>-<task>.json names the sha256 of the model.keras it scored."""
+    from facesketch.core import fileio
+    from facesketch.core.saved import SCORED_MODEL_KEY, metrics_mismatch, model_sha256
+
+    folder = logged.root / "models" / "dense-f2s"
+    written = fileio.read_json(logged.root / "metrics" / "dense-f2s.json")
+    assert written[SCORED_MODEL_KEY] == model_sha256(folder) and len(written[SCORED_MODEL_KEY]) == 64
+    assert metrics_mismatch(written, folder, "metrics/dense-f2s.json") is None
+    assert f"test_{SCORED_MODEL_KEY}" not in logged.client.get_run(logged.info["mlflow_run_id"]).data.metrics

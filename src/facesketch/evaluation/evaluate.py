@@ -44,16 +44,18 @@ def write_scores(name: str, summary: dict, per_image, metrics_dir: Path = METRIC
 def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR,
              predictions_dir: Path = PREDICTIONS_DIR, processed_file: Path = PROCESSED_FILE,
              split_file: Path = SPLIT_FILE, raw_dir: Path = RAW_DIR, batch_size: int = 16) -> dict[str, Any]:
-    from facesketch.core.saved import load_predictor
+    from facesketch.core.saved import SCORED_MODEL_KEY, load_predictor, model_sha256
 
     name = run_name(model_name, task)
     folder = model_dir(name, models_dir)
     info = fileio.read_json(folder / INFO_FILE)
     test = load_task(task, "test", processed_file, split_file)
+    scored = model_sha256(folder)  # before loading: the bytes the scores below belong to
     model = load_predictor(folder)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
     preds_u8 = to_uint8(model.predict(to_float(test.inputs), batch_size=batch_size, verbose=0))
     summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
+    summary[SCORED_MODEL_KEY] = scored  # readers refuse these scores for any other model file (#27)
     write_scores(name, summary, per_image, metrics_dir)
     if info.get("mlflow_run_id"):
         from facesketch.evaluation.grids import image_grid

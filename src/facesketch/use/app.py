@@ -72,6 +72,8 @@ class Service:
         s = entry.summary()
         head = (f"**{entry.name}**: {s['model']}, {s['image_size']} px, {s['epochs']} epochs, "
                 f"{(s['predictor_parameters'] or 0):,} parameters")
+        if entry.stale:
+            return head + f"  \nNo benchmark metrics shown: {entry.stale}."
         if entry.metrics is None:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
         from facesketch.evaluation.metric_specs import BENCHMARK_METRICS, with_legacy_keys  # labels, formats; no SciPy

@@ -72,6 +72,7 @@ class ModelEntry:
     info: dict[str, Any]
     metrics: dict[str, Any] | None = None
     metrics_file: Path | None = None
+    stale: str | None = None      # why metrics/<name>.json is not used: it scored another model file
 
     @property
     def image_size(self) -> int:
@@ -117,6 +118,7 @@ class ModelEntry:
             "fsim": _finite(m.get("fsim")),
             "accuracy": _finite(m.get("ssim_rank1", m.get("rank1", m.get("accuracy")))),
             "metrics_file": str(self.metrics_file) if self.metrics_file else None,
+            "metrics_stale": self.stale,
         }
 
 
@@ -149,14 +151,20 @@ def load_entry(model_dir: Path, metrics_dir: Path = METRICS_DIR) -> ModelEntry:
         raise FacesketchError(f"{model_dir / INFO_FILE}: lacks {', '.join(missing)}; retrain with `dvc repro`")
     name = model_dir.name
     metrics_file = layout.metrics_file(name, metrics_dir)
-    metrics = None
+    metrics, stale = None, None
     if metrics_file.exists():
         try:
             metrics = _read_json(metrics_file, "metrics")
         except FacesketchError as exc:
             print(f"warning: {exc}; ignoring it", file=sys.stderr)
+    if metrics is not None:
+        from facesketch.core.saved import metrics_mismatch
+
+        stale = metrics_mismatch(metrics, model_dir, metrics_file)
+        if stale:  # another model's scores: never shown or ranked as this one's
+            metrics = None
     return ModelEntry(name, str(info["model"]), str(info["task"]), model_dir, info, metrics,
-                      metrics_file if metrics is not None else None)
+                      metrics_file if metrics is not None else None, stale)
 
 
 def list_models(models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR, task: str | None = None,
@@ -215,13 +223,18 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
     best = best_model(entries)
     if best is None:
         names = ", ".join(e.name for e in entries)
+        stale = "; ".join(e.stale for e in entries if e.stale)
         raise ModelNotFound(f"no metrics for the {task} models in {models_dir}/ ({names}): "
-                            f"{metrics_dir}/<model>-{task}.json missing or without SSIM, so there is no best one; "
-                            f"pass --model NAME, or run `dvc repro` to evaluate them")
-    unscored = [e.name for e in entries if e.ssim is None]
+                            f"{metrics_dir}/<model>-{task}.json missing, without SSIM or stale, so there is no best "
+                            f"one; pass --model NAME, or run `dvc repro` to evaluate them"
+                            + (f" ({stale})" if stale else ""))
+    unscored = [e.name for e in entries if e.ssim is None and not e.stale]
+    stale = [e.name for e in entries if e.stale]
     why = f"best {task} model by SSIM {best.ssim:.4f} in {best.metrics_file}"
     if unscored:
         why += f"; not ranked, no metrics: {', '.join(unscored)}"
+    if stale:
+        why += f"; not ranked, stale metrics (they scored another model file): {', '.join(stale)}"
     return best, why
 
 
