@@ -7,6 +7,7 @@ final rename stays on one filesystem and is atomic) and renames it into place.
 from __future__ import annotations
 
 import contextlib
+import errno as errno_codes
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from facesketch.core.errors import FacesketchError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -82,3 +85,33 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class WriteFailed(FacesketchError):
+    """Writing an output or a checkpoint failed (disk full, read-only, not a folder): one line naming
+    the path and the errno, never a traceback."""
+
+    def __init__(self, path: str | os.PathLike, exc: OSError, what: str = ""):
+        self.path, self.errno = Path(path), exc.errno
+        code = errno_codes.errorcode.get(exc.errno or 0, "")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        super().__init__(f"cannot write {path}: {reason}" + (f" (errno {exc.errno}, {code})" if exc.errno else "")
+                         + (f"; {what}" if what else ""))
+
+
+def check_writable(*folders: str | os.PathLike, what: str = "") -> None:
+    """Make each folder and write, then remove, a small file in it: a read-only folder, a file
+    in the way or a full disk shows up here, before any work, as a WriteFailed."""
+    for folder in folders:
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+            try:
+                os.write(fd, b"x" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise WriteFailed(folder, exc, what) from None
