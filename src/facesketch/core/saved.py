@@ -41,10 +41,21 @@ def metrics_mismatch(metrics: dict, model_dir: Path, metrics_file: Path) -> str 
 
 
 def load_predictor(model_dir: Path):
-    """The saved inference model of ``models/<name>-<task>``."""
+    """The saved inference model of ``models/<name>-<task>``. A file that is there but is no
+    .keras archive (corrupt, truncated) is a FacesketchError saying so: Keras calls it "File not found"."""
+    import zipfile
+
+    from facesketch.core.errors import FacesketchError
+
+    file = Path(model_dir) / MODEL_FILE
+    if file.is_file() and not zipfile.is_zipfile(file):
+        name = Path(model_dir).name
+        raise FacesketchError(f"{file}: corrupt or truncated model file ({file.stat().st_size} bytes, not a "
+                              f".keras zip archive); `dvc checkout {Path(model_dir).as_posix()}` restores the saved "
+                              f"one from DVC's cache, `dvc repro train@{name}` retrains it")
     from facesketch.core import backend
 
     backend.init()
     import keras
 
-    return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False)
+    return keras.models.load_model(file, compile=False)

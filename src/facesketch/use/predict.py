@@ -44,7 +44,7 @@ from facesketch import TASKS
 from facesketch.core import fileio
 from facesketch.core import layout
 from facesketch.core.errors import DataError, FacesketchError
-from facesketch.core.images import read_rgb
+from facesketch.core.images import read_rgb, upscale_warning
 from facesketch.core.layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -206,11 +206,18 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
                                 f"use --model {model[: -len(other) - 1]} or --task {other}")
         model_dir = layout.model_dir(name, models_dir)
         if not (model_dir / INFO_FILE).exists() or not (model_dir / MODEL_FILE).exists():
+            from facesketch.models import REGISTRY  # names only: no TensorFlow
+
             trained = [e.name for e in list_models(models_dir, metrics_dir, task, warn=lambda m: None)]
             hint = (f"trained {task} models there: {', '.join(trained)}" if trained
                     else f"no {task} model is trained there")
+            base = name[: -len(task) - 1]
+            if base not in REGISTRY:  # no stage train@<it> can exist: do not suggest one
+                raise ModelNotFound(f"unknown model {base!r} ({hint}); the models are: {', '.join(REGISTRY)} "
+                                    f"(see `facesketch models`)")
             raise ModelNotFound(f"model {name!r} not found: {model_dir}/ has no {MODEL_FILE} and {INFO_FILE} "
-                                f"({hint}); train it with `dvc repro train@{name}` or see `facesketch models`")
+                                f"({hint}); train it with `dvc repro train@{name}` (with {base} in params.yaml: "
+                                f"models) or see `facesketch models`")
         entry = load_entry(model_dir, metrics_dir)
         if entry.task != task:
             raise ModelNotFound(f"{model_dir / INFO_FILE}: the model is for task {entry.task}, not {task}")
@@ -382,6 +389,8 @@ class Predictor:
             raise ModelNotFound(f"{file}: not found; train the model with `dvc repro train@{entry.name}`")
         try:
             model = load_predictor(entry.path)
+        except FacesketchError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file: say which
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise FacesketchError(f"{file}: cannot load the model ({type(exc).__name__}: {first})") from None
@@ -552,6 +561,8 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
                     fail(no_face_message(f))
                     bar.update(1)
                     continue
+                if not align and (small := upscale_warning(str(f), image.shape, predictor.size)):
+                    (bar.write if progress else print)(f"warning: {small}", file=sys.stderr)
                 items.append((dest, image, faces))
             if not align:
                 outs = predictor.predict([im for _, im, _ in items], native=native, batch_size=step)
