@@ -413,3 +413,18 @@ def test_report_refuses_metrics_of_another_model_file(tmp_path):
     fileio.write_json(tmp_path / "metrics/conv-f2s.json", {**METRICS, SCORED_MODEL_KEY: "0" * 64})
     with pytest.raises(DataError, match=r"metrics/conv-f2s.json scored another model .*evaluate@conv-f2s"):
         collect(["conv"], ["f2s"], tmp_path / "metrics", tmp_path / "models")
+
+
+def test_a_tiny_picture_is_predicted_with_a_warning(trained, tmp_path, capsys):
+    """#27: a 1x1 picture was scaled up to the model's 32x32 without a word, in predict and on the page."""
+    from facesketch.use.app import Service
+
+    src = write(tmp_path / "dot.png", photo(1, 1))
+    assert predict(trained, src, "-o", tmp_path / "out") == 0
+    assert "warning: " in (err := capsys.readouterr().err) and "only 1x1 px, scaled up 32x" in err, err
+    (tmp_path / "page").mkdir()
+    page = Service(trained["models"], trained["metrics"], out_dir=tmp_path / "page").run(src, "f2s", "conv", "none")
+    assert page.message.startswith("Done") and "Warning: dot.png: only 1x1 px" in page.message, page.message
+    assert main(["predict", "--task", "f2s", "--no-align", str(write(tmp_path / "ok.png", photo(SIZE, SIZE))),
+                 "-o", str(tmp_path / "out"), *dirs(trained)]) == 0
+    assert "warning" not in capsys.readouterr().err  # a picture of the model's size: none

@@ -23,7 +23,7 @@ import numpy as np
 
 from facesketch import TASKS
 from facesketch.use import predict
-from facesketch.core.images import read_rgb
+from facesketch.core.images import read_rgb, upscale_warning
 from facesketch.core.errors import FacesketchError
 
 MODES = {"paste": "find faces, paste the result back into the picture",
@@ -140,7 +140,9 @@ class Service:
             files.append(str(dest))
         n = len(done.faces)
         what = f"{n} face{'s' * (n != 1)} found and aligned" if mode != "none" else "no alignment"
-        return PageResult(f"Done: {entry.name} on {Path(path).name} ({what}).", aligned, result, files)
+        small = upscale_warning(Path(path).name, image.shape, entry.image_size) if mode == "none" else None
+        return PageResult(f"Done: {entry.name} on {Path(path).name} ({what})." + (f" Warning: {small}." if small else ""),
+                          aligned, result, files)
 
 
 def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
@@ -197,6 +199,18 @@ def build(service: Service):
     return page
 
 
+def too_large_handler(max_upload_mb: int):
+    """The HTTP 413 answer for an upload over Gradio's limit, in the page's words and units."""
+    from fastapi.responses import JSONResponse
+
+    message = f"The file is over the {max_upload_mb} MB upload limit; send a smaller picture."
+
+    async def handler(request, exc):
+        return JSONResponse({"detail": message, "error": message}, status_code=413)
+
+    return handler
+
+
 def serve(models_dir: Path, metrics_dir: Path, *, host: str = "127.0.0.1", port: int = 7860,
           max_upload_mb: int = 10, open_browser: bool = False) -> int:
     service = Service(models_dir, metrics_dir, max_upload_mb)
@@ -204,7 +218,9 @@ def serve(models_dir: Path, metrics_dir: Path, *, host: str = "127.0.0.1", port:
     print(f"facesketch: serving on http://{host}:{port}/ (models from {models_dir}/; Ctrl-C stops)",
           file=sys.stderr, flush=True)
     page.queue(default_concurrency_limit=1)
-    # max_file_size: Gradio refuses larger uploads before they reach Service (whose check says why)
+    # max_file_size: Gradio refuses larger uploads before they reach Service (whose check says why),
+    # with an HTTP 413 that would count the limit in bytes (of that 1 MB margin): say it as the page does
     page.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, ssr_mode=False,
-                max_file_size=f"{max_upload_mb + 1}mb", quiet=True)
+                max_file_size=f"{max_upload_mb + 1}mb", quiet=True,
+                app_kwargs={"exception_handlers": {413: too_large_handler(max_upload_mb)}})
     return 0
