@@ -242,3 +242,42 @@ def test_models_folder_failing_at_the_end_keeps_the_trained_weights(tmp_path, ti
     monkeypatch.setattr(tempfile, "mkdtemp", real_mkdtemp)
     info = run_train(tmp_path, tiny_data, epochs=2)
     assert info["resumed_from_epoch"] == 2 and (models / "conv-f2s" / "model.keras").exists()
+
+
+def test_the_train_stage_reports_a_full_disk_in_one_line_and_exits_1(tmp_path, tiny_data, venv_env):
+    """The real stage script in a subprocess, ENOSPC injected at h5py's file open for the second
+    checkpoint: exit status 1 (before: an h5py traceback, then a segfault), one line on stderr naming
+    the file and the errno, no traceback."""
+    import shutil
+
+    import yaml
+
+    proj = tmp_path / "proj"
+    (proj / "data" / "processed").mkdir(parents=True)
+    (proj / "data" / "split").mkdir(parents=True)
+    shutil.copy(tiny_data[0], proj / "data" / "processed" / "pairs.npz")
+    shutil.copy(tiny_data[1], proj / "data" / "split" / "split.json")
+    (proj / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=4)))
+    inject = textwrap.dedent(f"""
+        import errno, runpy, sys
+        import h5py
+        real, opened = h5py.File, []
+        def fake(name, mode="r", *a, **k):
+            if "checkpoints" in str(name) and "w" in mode:
+                opened.append(name)
+                if len(opened) == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device", str(name))
+            return real(name, mode, *a, **k)
+        h5py.File = fake
+        sys.argv = ["stages/train.py", "--model", "dense", "--task", "f2s"]
+        runpy.run_path({str(REPO / "stages" / "train.py")!r}, run_name="__main__")
+    """)
+    env = {**venv_env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    res = subprocess.run([sys.executable, "-c", inject], cwd=proj, env=env, capture_output=True, text=True,
+                         timeout=600)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 1, (res.returncode, res.stderr[-3000:])
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert len(errors) == 1 and "checkpoints/dense-f2s/last.weights.h5: No space left on device (errno 28, ENOSPC)" \
+        in errors[0], res.stderr[-3000:]
+    assert fileio.read_json(proj / "checkpoints" / "dense-f2s" / "state.json")["epochs_done"] == 1
