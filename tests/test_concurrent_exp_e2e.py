@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,3 +72,27 @@ def test_second_exp_run_in_the_workspace_is_refused(tmp_path, venv_env):
     while _guard_entry(proj) is not None and time.time() < deadline:
         time.sleep(0.1)
     assert _guard_entry(proj) is None
+
+
+def test_a_stranded_workspace_stash_entry_is_not_run_silently(tmp_path, venv_env):
+    """What a second run that slipped in (before the first's first stage) leaves: an entry in
+    DVC's workspace stash. Before, the next plain `dvc exp run` ran it too, silently, after the
+    user's experiment. Now the first stage stops with the entries and how to drop them."""
+    env = clean_env(venv_env)
+    proj = make_project(tmp_path, env, epochs=1, models=["dense"], tasks=["f2s"])
+    # the first step of `dvc exp run -S epochs=3`, as a run stopped right after it leaves it
+    stash = ("from dvc.repo import Repo\n"
+             "Repo('.').experiments.workspace_queue.put(params={'params.yaml': ['epochs=3']}, targets=None)\n")
+    sh([sys.executable, "-c", stash], proj, env)
+    assert sh(["git", "log", "-g", "--format=%h", "refs/exps/stash"], proj, env).strip()
+    res = subprocess.run(["dvc", "exp", "run", "-S", "epochs=2", "train@dense-f2s"], cwd=proj, env=env,
+                         capture_output=True, text=True, timeout=900)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
+    assert "workspace stash holds 1 experiment(s) left by an earlier `dvc exp run`" in out, out[-3000:]
+    assert "git update-ref -d refs/exps/stash" in out, out[-3000:]
+    assert "Running stage 'train@dense-f2s'" not in out, out[-3000:]
+    sh(["git", "update-ref", "-d", "refs/exps/stash"], proj, env)  # the recovery the message gives
+    sh(["git", "checkout", "--", "params.yaml"], proj, env)
+    out = sh(["dvc", "exp", "run", "-S", "epochs=2", "train@dense-f2s"], proj, env)
+    assert out.count("Reproducing experiment") == 1, out[-3000:]

@@ -125,6 +125,31 @@ def guard_workspace() -> None:
         return  # best effort: never stop a stage over the guard
 
 
+def leftover_stash() -> str | None:
+    """Under a workspace `dvc exp run`: why to stop when DVC's workspace stash (refs/exps/stash)
+    still holds entries. DVC drops the running experiment's entry before its stages run, so any
+    entry left is one stranded by an earlier failed run, which DVC would silently run next."""
+    try:
+        dvc = _dvc_parent()
+        if dvc is None:
+            return None
+        args = dvc.cmdline()[[os.path.basename(a) for a in dvc.cmdline()].index("dvc") + 1:]
+        if args[:2] != ["exp", "run"]:
+            return None
+        out = subprocess.run(["git", "log", "-g", "--format=%h %gs", "refs/exps/stash", "--"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    entries = [line for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    if not entries:
+        return None
+    shown = "; ".join(entries[:5]) + (f"; ... ({len(entries)} in all)" if len(entries) > 5 else "")
+    return (f"DVC's workspace stash holds {len(entries)} experiment(s) left by an earlier `dvc exp run` that "
+            f"failed ({shown}); DVC would run them too, after this one, in this workspace. Stopped before any "
+            "work. Look at one: `git stash show -p <sha>` (your edits of then may be there); drop them: "
+            "`git update-ref -d refs/exps/stash`; then run your experiment again.")
+
+
 # a stage script imports this module before its heavy imports (Keras): guard the workspace now
 if os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0]))) == "stages":
     guard_workspace()
@@ -142,6 +167,8 @@ def run(main: Callable[[argparse.Namespace, dict[str, Any]], str | None], *,
     guard_workspace()  # no-op when the import below already did it
     t0 = time.time()
     try:
+        if stranded := leftover_stash():
+            raise FacesketchError(stranded)
         message = main(ns, load_params(ns.params))
     except FacesketchError as exc:
         print(f"error: {exc}", file=sys.stderr)
