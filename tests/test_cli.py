@@ -372,3 +372,59 @@ def test_only_unreadable_inputs_load_no_model_and_say_nothing_was_written(tmp_pa
     assert "model.keras" not in err and "cannot load" not in err and "using conv-f2s" not in err, err
     assert "nothing written" in err and "the others were written" not in err, err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_metrics_of_another_model_file_are_never_shown_or_ranked(trained, tmp_path, capsys):
+    """#27: metrics/ unwritable, the model retrained and evaluate failed to write: the old scores
+    stayed and were listed, and predict's default chosen, against the new model. evaluate now stores
+    the sha256 of the model file it scored; every reader refuses scores of another file."""
+    from facesketch.core.saved import SCORED_MODEL_KEY, model_sha256
+    from facesketch.use.app import Service
+    from facesketch.use.predict import ModelNotFound, choose_model
+
+    models, metrics = tmp_path / "models", tmp_path / "metrics"
+    shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")
+    kw = {"models_dir": models, "metrics_dir": metrics}
+    fileio.write_json(metrics / "conv-f2s.json", {**METRICS, SCORED_MODEL_KEY: model_sha256(models / "conv-f2s")})
+    assert choose_model("f2s", **kw)[0].name == "conv-f2s"  # scores of this very file: used
+
+    fileio.write_json(metrics / "conv-f2s.json", {**METRICS, SCORED_MODEL_KEY: "0" * 64})  # the previous model's
+    assert main(["models", "--models-dir", str(models), "--metrics-dir", str(metrics)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("conv-f2s"))
+    assert "0.2000" not in row and "stale" in row and "*" not in row.split(), row
+    assert "scored another model" in out and "dvc repro evaluate@conv-f2s" in out, out
+    assert main(["models", "--json", "--models-dir", str(models), "--metrics-dir", str(metrics)]) == 0
+    listed = json.loads(capsys.readouterr().out)[0]
+    assert listed["mae"] is None and "scored another model" in listed["metrics_stale"]
+    with pytest.raises(ModelNotFound, match="scored another model"):
+        choose_model("f2s", **kw)  # no default from another model's scores
+    page = Service(models, metrics).metrics_markdown("f2s", "conv")
+    assert "scored another model" in page and "0.2000" not in page and "0.200" not in page, page
+
+
+def test_report_refuses_metrics_of_another_model_file(tmp_path):
+    from facesketch.core.errors import DataError
+    from facesketch.core.saved import SCORED_MODEL_KEY
+    from facesketch.report.content import collect
+
+    (tmp_path / "models/conv-f2s").mkdir(parents=True)
+    (tmp_path / "models/conv-f2s/model.keras").write_bytes(b"the retrained model")
+    fileio.write_json(tmp_path / "metrics/conv-f2s.json", {**METRICS, SCORED_MODEL_KEY: "0" * 64})
+    with pytest.raises(DataError, match=r"metrics/conv-f2s.json scored another model .*evaluate@conv-f2s"):
+        collect(["conv"], ["f2s"], tmp_path / "metrics", tmp_path / "models")
+
+
+def test_a_tiny_picture_is_predicted_with_a_warning(trained, tmp_path, capsys):
+    """#27: a 1x1 picture was scaled up to the model's 32x32 without a word, in predict and on the page."""
+    from facesketch.use.app import Service
+
+    src = write(tmp_path / "dot.png", photo(1, 1))
+    assert predict(trained, src, "-o", tmp_path / "out") == 0
+    assert "warning: " in (err := capsys.readouterr().err) and "only 1x1 px, scaled up 32x" in err, err
+    (tmp_path / "page").mkdir()
+    page = Service(trained["models"], trained["metrics"], out_dir=tmp_path / "page").run(src, "f2s", "conv", "none")
+    assert page.message.startswith("Done") and "Warning: dot.png: only 1x1 px" in page.message, page.message
+    assert main(["predict", "--task", "f2s", "--no-align", str(write(tmp_path / "ok.png", photo(SIZE, SIZE))),
+                 "-o", str(tmp_path / "out"), *dirs(trained)]) == 0
+    assert "warning" not in capsys.readouterr().err  # a picture of the model's size: none

@@ -502,3 +502,38 @@ def test_experiments_starting_together_on_a_new_store_do_not_break_it(tmp_path, 
     runs = client(uri).search_runs([client(uri).get_experiment_by_name("facesketch").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["run-0", "run-1"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_evaluate_binds_its_metrics_to_the_model_file_it_scored(logged):
+    """#27: metrics/<model>-<task>.json names the sha256 of the model.keras it scored."""
+    from facesketch.core import fileio
+    from facesketch.core.saved import SCORED_MODEL_KEY, metrics_mismatch, model_sha256
+
+    folder = logged.root / "models" / "dense-f2s"
+    written = fileio.read_json(logged.root / "metrics" / "dense-f2s.json")
+    assert written[SCORED_MODEL_KEY] == model_sha256(folder) and len(written[SCORED_MODEL_KEY]) == 64
+    assert metrics_mismatch(written, folder, "metrics/dense-f2s.json") is None
+    assert f"test_{SCORED_MODEL_KEY}" not in logged.client.get_run(logged.info["mlflow_run_id"]).data.metrics
+
+
+def test_a_run_resumed_by_another_experiment_is_tagged_with_both(tmp_path, monkeypatch):
+    """#27: experiment A is interrupted, experiment B (other params elsewhere, same training) resumes
+    its checkpoint and so its MLflow run. Before, the run kept A's name and tags only."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_EXP_NAME", "first-exp")
+    monkeypatch.setenv("DVC_STAGE", "train@dense-f2s")
+    a = tracking.Tracker()
+    run_id = a.start("facesketch", "dense-f2s", {"model": "dense", "pipeline_run": "first-exp"})
+    a.end("KILLED")
+    monkeypatch.setenv("DVC_EXP_NAME", "second-exp")
+    b = tracking.Tracker()
+    assert b.start("facesketch", "dense-f2s", {"model": "dense", "pipeline_run": "second-exp"},
+                   resume_run_id=run_id) == run_id and b.resumed
+    b.end("FINISHED")
+    run = client(uri).get_run(run_id)
+    tags = run.data.tags
+    assert run.info.run_name == "second-exp/dense-f2s" and tags["mlflow.runName"] == "second-exp/dense-f2s"
+    assert tags["dvc_experiment"] == "second-exp" and tags["pipeline_run"] == "second-exp"
+    assert tags["dvc_experiment_started"] == "first-exp" and tags["dvc_experiments"] == "first-exp,second-exp"

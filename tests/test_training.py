@@ -156,3 +156,128 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
     assert info["resumed_from_epoch"] == done
     rows = list(csv.DictReader(open(tmp_path / "metrics" / "history" / "conv-f2s.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 16))
+
+
+# --- write faults (#27): checked before training, one line naming the path and errno, checkpoint kept
+
+
+def _status(uri: str, name: str = "conv-f2s") -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("facesketch")
+    return [] if exp is None else [r.info.status for r in client.search_runs([exp.experiment_id])]
+
+
+def test_unwritable_output_folder_is_found_before_training(tmp_path, tiny_data, mlflow_store):
+    """Before: training ran to the end, then a traceback from fileio.atomic_dir. (As root a chmod
+    does not stop writes, so the folder is a file here: the same check, a real OS error.)"""
+    from facesketch.core.fileio import WriteFailed
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "models").write_text("not a folder")
+    t0 = time.time()
+    with pytest.raises(WriteFailed, match=r"cannot write .*a/models: .*errno \d+.*training did not start"):
+        run_train(tmp_path, tiny_data, epochs=50)
+    assert time.time() - t0 < 5  # no epoch ran
+    assert not (tmp_path / "a" / "ckpt" / "conv-f2s").exists()
+    assert _status(mlflow_store) == []  # no run started
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(tmp_path, tiny_data, mlflow_store, monkeypatch):
+    """The second checkpoint's file open fails with ENOSPC (h5py, as on a full disk): before, an
+    h5py traceback then a segfault; now one WriteFailed naming the file and errno 28, the first
+    checkpoint whole, the MLflow run FAILED, and the next run resumes from it."""
+    import errno
+
+    import h5py
+
+    from facesketch.core.fileio import WriteFailed
+
+    real_file, opened = h5py.File, []
+
+    def file(name, mode="r", *args, **kwargs):
+        if "ckpt" in str(name) and "w" in mode:
+            opened.append(name)
+            if len(opened) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(name))
+        return real_file(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", file)
+    with pytest.raises(WriteFailed, match=r"cannot write .*last\.weights\.h5: No space left on device "
+                                          r"\(errno 28, ENOSPC\); kept the checkpoint after epoch 1"):
+        run_train(tmp_path, tiny_data, epochs=4)
+    ckpt = tmp_path / "a" / "ckpt" / "conv-f2s"
+    assert fileio.read_json(ckpt / "state.json")["epochs_done"] == 1
+    assert (ckpt / "last.weights.h5").exists() and not list(ckpt.glob(".*"))  # no half-written temp file
+    assert _status(mlflow_store) == ["FAILED"]
+    monkeypatch.setattr(h5py, "File", real_file)
+    info = run_train(tmp_path, tiny_data, epochs=4)
+    assert info["resumed_from_epoch"] == 1 and (tmp_path / "a" / "models" / "conv-f2s" / "model.keras").exists()
+
+
+def test_models_folder_failing_at_the_end_keeps_the_trained_weights(tmp_path, tiny_data, mlflow_store, monkeypatch):
+    """models/ turns read-only during training (EACCES when the model folder is made): before, a
+    PermissionError traceback and no checkpoint left; now one line, the trained weights kept as the
+    checkpoint, and the next run saves them without training again."""
+    import errno
+    import tempfile
+
+    from facesketch.core.fileio import WriteFailed
+
+    models = tmp_path / "a" / "models"
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        if str(kwargs.get("dir")) == str(models):
+            raise PermissionError(errno.EACCES, "Permission denied", str(models))
+        return real_mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    with pytest.raises(WriteFailed, match=r"cannot write .*a/models: Permission denied \(errno 13, EACCES\); "
+                                          r"the trained weights are kept"):
+        run_train(tmp_path, tiny_data, epochs=2)
+    assert fileio.read_json(tmp_path / "a" / "ckpt" / "conv-f2s" / "state.json")["epochs_done"] == 2
+    assert _status(mlflow_store) == ["FAILED"]
+    monkeypatch.setattr(tempfile, "mkdtemp", real_mkdtemp)
+    info = run_train(tmp_path, tiny_data, epochs=2)
+    assert info["resumed_from_epoch"] == 2 and (models / "conv-f2s" / "model.keras").exists()
+
+
+def test_the_train_stage_reports_a_full_disk_in_one_line_and_exits_1(tmp_path, tiny_data, venv_env):
+    """The real stage script in a subprocess, ENOSPC injected at h5py's file open for the second
+    checkpoint: exit status 1 (before: an h5py traceback, then a segfault), one line on stderr naming
+    the file and the errno, no traceback."""
+    import shutil
+
+    import yaml
+
+    proj = tmp_path / "proj"
+    (proj / "data" / "processed").mkdir(parents=True)
+    (proj / "data" / "split").mkdir(parents=True)
+    shutil.copy(tiny_data[0], proj / "data" / "processed" / "pairs.npz")
+    shutil.copy(tiny_data[1], proj / "data" / "split" / "split.json")
+    (proj / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=4)))
+    inject = textwrap.dedent(f"""
+        import errno, runpy, sys
+        import h5py
+        real, opened = h5py.File, []
+        def fake(name, mode="r", *a, **k):
+            if "checkpoints" in str(name) and "w" in mode:
+                opened.append(name)
+                if len(opened) == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device", str(name))
+            return real(name, mode, *a, **k)
+        h5py.File = fake
+        sys.argv = ["stages/train.py", "--model", "dense", "--task", "f2s"]
+        runpy.run_path({str(REPO / "stages" / "train.py")!r}, run_name="__main__")
+    """)
+    env = {**venv_env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    res = subprocess.run([sys.executable, "-c", inject], cwd=proj, env=env, capture_output=True, text=True,
+                         timeout=600)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 1, (res.returncode, res.stderr[-3000:])
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert len(errors) == 1 and "checkpoints/dense-f2s/last.weights.h5: No space left on device (errno 28, ENOSPC)" \
+        in errors[0], res.stderr[-3000:]
+    assert fileio.read_json(proj / "checkpoints" / "dense-f2s" / "state.json")["epochs_done"] == 1

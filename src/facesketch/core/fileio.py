@@ -14,6 +14,7 @@ uid, can read the outputs. The umask is never read or changed.
 from __future__ import annotations
 
 import contextlib
+import errno as errno_codes
 import json
 import os
 import secrets
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from facesketch.core.errors import FacesketchError
+
 
 def _fsync(path: Path) -> None:
     """Flush ``path`` (a file or a folder) to disk; a folder where the system cannot is skipped."""
@@ -121,3 +125,34 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
         _fsync(dest.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class WriteFailed(FacesketchError):
+    """Writing an output or a checkpoint failed (disk full, read-only, not a folder): one line naming
+    the path and the errno, never a traceback."""
+
+    def __init__(self, path: str | os.PathLike, exc: OSError, what: str = ""):
+        self.path, self.errno = Path(path), exc.errno
+        code = errno_codes.errorcode.get(exc.errno or 0, "")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        super().__init__(f"cannot write {path}: {reason}" + (f" (errno {exc.errno}, {code})" if exc.errno else "")
+                         + (f"; {what}" if what else ""))
+
+
+def check_writable(*folders: str | os.PathLike, what: str = "") -> None:
+    """Make each folder and write, then remove, a small file in it: a read-only folder, a file
+    in the way or a full disk shows up here, before any work, as a WriteFailed."""
+    for folder in folders:
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = _create(folder, ".write-check.", "", _new_file)
+            fd = os.open(probe, os.O_WRONLY)
+            try:
+                os.write(fd, b"x" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise WriteFailed(folder, exc, what) from None

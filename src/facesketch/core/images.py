@@ -14,6 +14,8 @@ Errors are DataErrors naming the file. No TensorFlow here: OpenCV only.
 
 from __future__ import annotations
 
+import errno
+
 from pathlib import Path
 
 import cv2
@@ -56,6 +58,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: broken symbolic link (points to {path.readlink()}, which does not exist)") from None
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{path}: symbolic link loop (it leads back to itself via {path.readlink()}); "
+                            f"point it at an image") from None
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not head:
         raise DataError(f"{path}: empty file, not an image")
@@ -82,3 +87,13 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if img.shape[2] != 4:
         raise DataError(f"{path}: {img.shape[2]}-channel image not supported (expected grey, RGB or RGBA)")
     return cv2.cvtColor(on_white(img), cv2.COLOR_BGR2RGB)
+
+
+def upscale_warning(name: str, shape: tuple[int, ...], size: int) -> str | None:
+    """A warning when a picture is far smaller than the model's ``size`` x ``size`` input (its shorter
+    side under half of it): it is scaled up that much, and the output shows little of it."""
+    h, w = int(shape[0]), int(shape[1])
+    if min(h, w) * 2 >= size:
+        return None
+    return (f"{name}: only {w}x{h} px, scaled up {size / min(h, w):.0f}x to the model's {size}x{size} input; "
+            f"the result shows little of it (use a picture of at least {size // 2} px a side)")

@@ -187,9 +187,27 @@ def extract(archive: str | Path, dest: str | Path, *, max_bytes: int = MAX_BYTES
         return _extract_zip(archive, dest, max_bytes, max_members)
     if _is_tar(archive):
         return _extract_tar(archive, dest, max_bytes, max_members)
-    head = archive.read_bytes()[:512].lstrip().lower()
+    with open(archive, "rb") as f:
+        start = f.read(512)
+    kind = _damaged_kind(start)
+    if kind:  # it starts like an archive but cannot be read: a cut-off download, not another format
+        raise DataError(f"{archive}: a {kind} archive, but truncated or damaged ({archive.stat().st_size:,} bytes, "
+                        f"its end missing or corrupt); download it again")
+    head = start.lstrip().lower()
     hint = " (it is an HTML page: the URL gave a web page, not the file)" if head.startswith((b"<!doctype", b"<html")) else ""
     raise DataError(f"{archive}: not a zip or tar archive{hint}")
+
+
+_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x1f\x8b", "gzip (tar.gz)"), (b"BZh", "bzip2 (tar.bz2)"),
+          (b"\xfd7zXZ\x00", "xz (tar.xz)"))
+
+
+def _damaged_kind(start: bytes) -> str | None:
+    """The archive format the first bytes announce (zip, gzip, ..., tar), or None."""
+    for magic, kind in _MAGIC:
+        if start.startswith(magic):
+            return kind
+    return "tar" if start[257:262] == b"ustar" else None
 
 
 def _is_tar(path: Path) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from facesketch.core import fileio
 from facesketch.core.params import get, section
-from facesketch.core.errors import ParamError
+from facesketch.core.errors import FacesketchError, ParamError
 from facesketch.core.layout import RAW_DIR
 
 
@@ -54,6 +54,14 @@ def fetch(params: dict[str, Any], raw_dir: Path = RAW_DIR) -> int:
         )
     # Build the whole folder aside and swap it in, so an interrupted fetch never
     # leaves a half-filled data/raw behind.
-    with fileio.atomic_dir(raw_dir) as tmp:
-        n = SOURCES[source](params, tmp)
+    try:
+        with fileio.atomic_dir(raw_dir) as tmp:
+            n = SOURCES[source](params, tmp)
+    except FacesketchError as exc:
+        if not Path(raw_dir).exists():  # DVC deleted it before running this stage: say it is not lost
+            exc.args = (f"{exc}\n{raw_dir} is missing because DVC deletes a stage's outputs before running "
+                        f"it; nothing is lost: the last fetched data is in DVC's cache. `dvc checkout "
+                        f"{raw_dir}` restores it now, and the next `dvc repro` with the previous data "
+                        f"settings restores it from the cache without fetching.",)
+        raise
     return n

@@ -10,6 +10,7 @@ the sketch name and map a leading ``f2-``/``m2-`` to ``f-``/``m-``:
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 from collections import defaultdict
@@ -61,7 +62,7 @@ def list_images(root: Path) -> list[PurePosixPath]:
     would resurface as its partner's "without a photo/sketch", naming the wrong file.
     """
     root = Path(root)
-    found, broken = [], []
+    found, broken, loops = [], [], []
     for p in root.rglob("*"):
         rel = PurePosixPath(p.relative_to(root).as_posix())
         if not is_image_name(rel):
@@ -69,7 +70,14 @@ def list_images(root: Path) -> list[PurePosixPath]:
         if p.is_file():
             found.append(rel)
         elif p.is_symlink() and not p.exists():
-            broken.append(f"{p} -> {p.readlink()}")
+            try:
+                p.stat()
+                broken.append(f"{p} -> {p.readlink()}")
+            except OSError as exc:  # ELOOP: a link that leads back to itself, not a missing file
+                (loops if exc.errno == errno.ELOOP else broken).append(f"{p} -> {p.readlink()}")
+    if loops:
+        raise DataError(f"{len(loops)} symbolic link loop(s) among the images (each leads back to itself):"
+                        + _listing(sorted(loops)) + "\npoint them at images or remove them")
     if broken:
         raise DataError(f"{len(broken)} broken symbolic link(s) among the images (the file each points to "
                         f"does not exist):" + _listing(sorted(broken)) + "\nfix or remove them")

@@ -51,13 +51,14 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
     none by default), recorded in the summary. ``track=False`` logs nothing to the model's MLflow
     run (the lever study scores one model several ways and must not overwrite its record).
     """
-    from facesketch.core.saved import load_predictor
+    from facesketch.core.saved import SCORED_MODEL_KEY, load_predictor, model_sha256
     from facesketch.evaluation import test_time as tt
 
     name = run_name(model_name, task)
     folder = model_dir(name, models_dir)
     info = fileio.read_json(folder / INFO_FILE)
     test = load_task(task, "test", processed_file, split_file)
+    scored = model_sha256(folder)  # before loading: the bytes the scores below belong to
     model = load_predictor(folder)
     # Score the 8-bit images we save (and a user would), as the literature scores saved outputs.
     options = tt.check(test_time)
@@ -67,6 +68,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
     summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
     if any(options.values()):
         summary["test_time"] = tt.describe(options)
+    summary[SCORED_MODEL_KEY] = scored  # readers refuse these scores for any other model file (#27)
     write_scores(name, summary, per_image, metrics_dir)
     if not track:
         return summary

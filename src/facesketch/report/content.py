@@ -16,6 +16,8 @@ import numpy as np
 
 from facesketch.evaluation import protocol
 from facesketch.core import fileio
+from facesketch.core.errors import DataError
+from facesketch.core.saved import metrics_mismatch
 from facesketch.core.layout import (INFO_FILE, METRICS_DIR, MODELS_DIR, baselines_name, metrics_file, model_dir, per_image_file,
                       run_name)
 from facesketch.evaluation.metric_specs import BENCHMARK_METRICS, GROUPS, MetricSpec, with_legacy_keys
@@ -49,8 +51,12 @@ def collect(models: list[str], tasks: list[str], metrics_dir: Path = METRICS_DIR
             name = run_name(model, task)
             info_file = model_dir(name, models_dir) / INFO_FILE
             info = fileio.read_json(info_file) if info_file.exists() else {}
+            scores = fileio.read_json(metrics_file(name, metrics_dir))
+            stale = metrics_mismatch(scores, model_dir(name, models_dir), metrics_file(name, metrics_dir))
+            if stale:  # another model's scores under this model's name: refuse, never report them
+                raise DataError(f"report: {stale}")
             rows.append({"model": model, "label": model, "task": task, "baseline": False,
-                         **with_legacy_keys(fileio.read_json(metrics_file(name, metrics_dir))), "info": info})
+                         **with_legacy_keys(scores), "info": info})
     return rows
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from facesketch.tracking import store
 from facesketch.tracking.store import StoreUnavailable, display, short
-from facesketch.tracking.tags import dvc_tags, process_tags, source_tags
+from facesketch.tracking.tags import resume_tags, dvc_tags, process_tags, source_tags
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,11 @@ class Tracker:
             return None
         self.run_id, self._client, self._owns_run = run.info.run_id, client, True
         if self.resumed:
-            self.set_tags(process_tags())  # the process that now runs it
+            # the process that now runs it, and the experiment that resumed it beside the one that
+            # started it (the run's name and tags were those of the interrupted one, #27)
+            self.set_tags({**process_tags(), **resume_tags(run.data.tags, tags)})
+            if tags.get("dvc_experiment") and run.info.run_name != run_name:
+                self._safe("run name", lambda c: c.update_run(run.info.run_id, name=run_name))
         atexit.register(self._at_exit)
         return self.run_id
 

@@ -47,6 +47,20 @@ def dvc_tags() -> dict[str, str]:
     return {tag: os.environ[env] for env, tag in names.items() if os.environ.get(env)}
 
 
+def resume_tags(old: dict[str, str], now: dict[str, str]) -> dict[str, str]:
+    """Tags for a run resumed by another DVC experiment than the one that started it: the DVC tags
+    become the resuming experiment's (its results are that one's), ``dvc_experiment_started`` keeps
+    the interrupted one and ``dvc_experiments`` lists every experiment that ran it, in order."""
+    started, current = old.get("dvc_experiment"), now.get("dvc_experiment")
+    if not current or current == started:
+        return {}
+    names = [n for n in old.get("dvc_experiments", started or "").split(",") if n]
+    updated = {k: now[k] for k in ("dvc_experiment", "dvc_baseline_rev", "dvc_stage", "pipeline_run") if now.get(k)}
+    first = old.get("dvc_experiment_started", started)
+    return {**updated, **({"dvc_experiment_started": first} if first else {}),
+            "dvc_experiments": ",".join([*names, current] if current not in names else names)}
+
+
 def process_tags() -> dict[str, str]:
     """Which process runs the run, so the next run can close it if that process was killed (kill -9)."""
     return {"host": socket.gethostname(), "pid": str(os.getpid())}

@@ -199,13 +199,27 @@ def _epoch_checkpoint_class():
             self._t0 = time.time()
             if epoch + 1 >= self.epochs or time.time() - self._saved_at < self.every_seconds:
                 return  # the last epoch needs no resume point: training is about to finish
-            with fileio.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
-                self.model.save_weights(tmp)
-            if self.average is not None:
-                with fileio.atomic_path(self.average_file, suffix=".npz") as tmp:
-                    np.savez(tmp, **self.average.state())
-            self.state.update(epochs_done=epoch + 1, history=self.history)
-            fileio.write_json(self.ckpt_dir / "state.json", self.state)
+            self.save(epoch + 1)
+
+        def save(self, epochs_done: int) -> None:
+            """Write the resume point atomically; on a write error (disk full, read-only) the previous
+            one stays whole (state.json is written last) and a WriteFailed names the path and errno."""
+            path = self.weights_file
+            try:
+                with fileio.atomic_path(self.weights_file, suffix=".weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+                if self.average is not None:
+                    path = self.average_file
+                    with fileio.atomic_path(self.average_file, suffix=".npz") as tmp:
+                        np.savez(tmp, **self.average.state())
+                path = self.ckpt_dir / "state.json"
+                fileio.write_json(path, {**self.state, "epochs_done": epochs_done, "history": self.history})
+            except OSError as exc:
+                kept = int(self.state.get("epochs_done", 0))
+                raise fileio.WriteFailed(path, exc, (f"kept the checkpoint after epoch {kept}" if kept else
+                                                     "no earlier checkpoint") + "; free space or fix the "
+                                         "permissions, then `dvc repro` resumes from it") from None
+            self.state.update(epochs_done=epochs_done, history=self.history)
             self._saved_at = time.time()
 
     return EpochCheckpoint
@@ -237,6 +251,8 @@ def train(model_name: str, task: str, params: dict[str, Any], *,
     # passes SIG_IGN on and Python then installs no KeyboardInterrupt handler: install it ourselves.
     old_int = signal.signal(signal.SIGINT, _raise_interrupted)
     try:
+        # a read-only or full output folder: found now, not after hours of training (#27)
+        fileio.check_writable(models_dir, history_dir, checkpoint_root, what="training did not start")
         return _train(tracker, model_name, task, params, processed_file=processed_file, split_file=split_file,
                       models_dir=models_dir, history_dir=history_dir, checkpoint_root=checkpoint_root,
                       verbose=verbose)
@@ -366,11 +382,19 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return info
     out_dir = model_dir(name, models_dir)
-    with fileio.atomic_dir(out_dir) as tmp:
-        predictor.save(tmp / MODEL_FILE)
-        fileio.write_json(tmp / INFO_FILE, info)
     history_path = history_file(name, history_dir)
-    fileio.write_text(history_path, history_csv(history))
+    try:
+        with fileio.atomic_dir(out_dir) as tmp:
+            predictor.save(tmp / MODEL_FILE)
+            fileio.write_json(tmp / INFO_FILE, info)
+        fileio.write_text(history_path, history_csv(history))
+    except OSError as exc:  # the trained weights become the resume point: the next run only saves
+        try:
+            ckpt.save(training["epochs"])
+            kept = f"the trained weights are kept in {ckpt_dir}/; `dvc repro` saves them without retraining"
+        except fileio.WriteFailed as again:
+            kept = f"and the checkpoint could not be written either ({again})"
+        raise fileio.WriteFailed(exc.filename or out_dir, exc, kept) from None
     tracker.log_metrics({"train_seconds": info["train_seconds"], "parameters": info["parameters"]})
     tracker.log_artifact(history_path, "history")
     tracker.log_model(predictor, to_float(train_set.inputs[:1]))

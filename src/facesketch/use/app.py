@@ -23,7 +23,8 @@ import numpy as np
 
 from facesketch import TASKS
 from facesketch.use import predict
-from facesketch.core.images import read_rgb
+from facesketch.core.images import read_rgb, upscale_warning
+from facesketch.core import fileio
 from facesketch.core.errors import FacesketchError
 
 MODES = {"paste": "find faces, paste the result back into the picture",
@@ -72,6 +73,8 @@ class Service:
         s = entry.summary()
         head = (f"**{entry.name}**: {s['model']}, {s['image_size']} px, {s['epochs']} epochs, "
                 f"{(s['predictor_parameters'] or 0):,} parameters")
+        if entry.stale:
+            return head + f"  \nNo benchmark metrics shown: {entry.stale}."
         if entry.metrics is None:
             return head + f"  \nNo benchmark metrics: `{self.metrics_dir}/{entry.name}.json` is missing."
         from facesketch.evaluation.metric_specs import BENCHMARK_METRICS, with_legacy_keys  # labels, formats; no SciPy
@@ -134,11 +137,13 @@ class Service:
         for k, part in enumerate(parts, 1):
             suffix = f"_face{k}" if mode == "crop" else ""
             dest = out / f"{name}_{task}_{entry.model}{suffix}.png"
-            dest.write_bytes(predict.encode(part, "png"))
+            fileio.write_bytes(dest, predict.encode(part, "png"))  # atomic: never a half-written PNG
             files.append(str(dest))
         n = len(done.faces)
         what = f"{n} face{'s' * (n != 1)} found and aligned" if mode != "none" else "no alignment"
-        return PageResult(f"Done: {entry.name} on {Path(path).name} ({what}).", aligned, result, files)
+        small = upscale_warning(Path(path).name, image.shape, entry.image_size) if mode == "none" else None
+        return PageResult(f"Done: {entry.name} on {Path(path).name} ({what})." + (f" Warning: {small}." if small else ""),
+                          aligned, result, files)
 
 
 def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
@@ -195,14 +200,49 @@ def build(service: Service):
     return page
 
 
+class TooLargeMessage:
+    """ASGI middleware: every HTTP 413 (Gradio's upload route answers one itself, counting its limit
+    in bytes) gets the page's words and units instead."""
+
+    def __init__(self, app, max_upload_mb: int):
+        self.app = app
+        self.body = f"The file is over the {max_upload_mb} MB upload limit; send a smaller picture.".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        replacing = []
+
+        async def send_replaced(message):
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replacing.append(True)
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in (b"content-length", b"content-type")]
+                headers += [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(self.body)).encode())]
+                await send({**message, "headers": headers})
+            elif message["type"] == "http.response.body" and replacing:
+                if replacing[0]:
+                    replacing[0] = False
+                    await send({"type": "http.response.body", "body": self.body, "more_body": False})
+            else:
+                await send(message)
+
+        await self.app(scope, receive, send_replaced)
+
+
 def serve(models_dir: Path, metrics_dir: Path, *, host: str = "127.0.0.1", port: int = 7860,
           max_upload_mb: int = 10, open_browser: bool = False) -> int:
     service = Service(models_dir, metrics_dir, max_upload_mb)
     page = build(service)
     print(f"facesketch: serving on http://{host}:{port}/ (models from {models_dir}/; Ctrl-C stops)",
           file=sys.stderr, flush=True)
+    from starlette.middleware import Middleware
+
     page.queue(default_concurrency_limit=1)
-    # max_file_size: Gradio refuses larger uploads before they reach Service (whose check says why)
+    # max_file_size: Gradio refuses larger uploads before they reach Service (whose check says why),
+    # with an HTTP 413 that would count the limit in bytes (of that 1 MB margin): say it as the page does
     page.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, ssr_mode=False,
-                max_file_size=f"{max_upload_mb + 1}mb", quiet=True)
+                max_file_size=f"{max_upload_mb + 1}mb", quiet=True,
+                app_kwargs={"middleware": [Middleware(TooLargeMessage, max_upload_mb=max_upload_mb)]})
     return 0

@@ -121,11 +121,16 @@ def cmd_models(ns: argparse.Namespace) -> int:
         rows.append([s["name"], s["task"], _fmt(s["image_size"]), _fmt(s["epochs"]), _fmt(s["optimizer"]),
                      _fmt(s["loss"]), _fmt(s["parameters"], ","), _fmt(s["mae"], ".4f"), _fmt(s["psnr"], ".2f"),
                      _fmt(s["ssim"], ".4f"), "*" if best.get(e.task) is e else ""])
+        if e.stale:  # the metrics file scored another model file: not this one's numbers
+            rows[-1][7:10] = ["stale", "stale", "stale"]
     print(table(rows, right={2, 3, 6, 7, 8, 9}))
     print(f"\n{len(entries)} model(s) in {ns.models_dir}/, metrics from {ns.metrics_dir}/ (test split).")
     print("best (*): the default for `facesketch predict --task TASK`: highest SSIM, then lowest MAE.")
-    if any(e.metrics is None for e in entries):
+    if any(e.metrics is None and not e.stale for e in entries):
         print("-: no metrics yet; `dvc repro` evaluates every trained model.")
+    for e in entries:
+        if e.stale:
+            print(f"stale: {e.stale}")
     return 0
 
 

@@ -44,7 +44,7 @@ from facesketch import TASKS
 from facesketch.core import fileio
 from facesketch.core import layout
 from facesketch.core.errors import DataError, FacesketchError
-from facesketch.core.images import read_rgb
+from facesketch.core.images import read_rgb, upscale_warning
 from facesketch.core.layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -72,6 +72,7 @@ class ModelEntry:
     info: dict[str, Any]
     metrics: dict[str, Any] | None = None
     metrics_file: Path | None = None
+    stale: str | None = None      # why metrics/<name>.json is not used: it scored another model file
 
     @property
     def image_size(self) -> int:
@@ -117,6 +118,7 @@ class ModelEntry:
             "fsim": _finite(m.get("fsim")),
             "accuracy": _finite(m.get("ssim_rank1", m.get("rank1", m.get("accuracy")))),
             "metrics_file": str(self.metrics_file) if self.metrics_file else None,
+            "metrics_stale": self.stale,
         }
 
 
@@ -149,14 +151,20 @@ def load_entry(model_dir: Path, metrics_dir: Path = METRICS_DIR) -> ModelEntry:
         raise FacesketchError(f"{model_dir / INFO_FILE}: lacks {', '.join(missing)}; retrain with `dvc repro`")
     name = model_dir.name
     metrics_file = layout.metrics_file(name, metrics_dir)
-    metrics = None
+    metrics, stale = None, None
     if metrics_file.exists():
         try:
             metrics = _read_json(metrics_file, "metrics")
         except FacesketchError as exc:
             print(f"warning: {exc}; ignoring it", file=sys.stderr)
+    if metrics is not None:
+        from facesketch.core.saved import metrics_mismatch
+
+        stale = metrics_mismatch(metrics, model_dir, metrics_file)
+        if stale:  # another model's scores: never shown or ranked as this one's
+            metrics = None
     return ModelEntry(name, str(info["model"]), str(info["task"]), model_dir, info, metrics,
-                      metrics_file if metrics is not None else None)
+                      metrics_file if metrics is not None else None, stale)
 
 
 def list_models(models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR, task: str | None = None,
@@ -198,11 +206,18 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
                                 f"use --model {model[: -len(other) - 1]} or --task {other}")
         model_dir = layout.model_dir(name, models_dir)
         if not (model_dir / INFO_FILE).exists() or not (model_dir / MODEL_FILE).exists():
+            from facesketch.models import REGISTRY  # names only: no TensorFlow
+
             trained = [e.name for e in list_models(models_dir, metrics_dir, task, warn=lambda m: None)]
             hint = (f"trained {task} models there: {', '.join(trained)}" if trained
                     else f"no {task} model is trained there")
+            base = name[: -len(task) - 1]
+            if base not in REGISTRY:  # no stage train@<it> can exist: do not suggest one
+                raise ModelNotFound(f"unknown model {base!r} ({hint}); the models are: {', '.join(REGISTRY)} "
+                                    f"(see `facesketch models`)")
             raise ModelNotFound(f"model {name!r} not found: {model_dir}/ has no {MODEL_FILE} and {INFO_FILE} "
-                                f"({hint}); train it with `dvc repro train@{name}` or see `facesketch models`")
+                                f"({hint}); train it with `dvc repro train@{name}` (with {base} in params.yaml: "
+                                f"models) or see `facesketch models`")
         entry = load_entry(model_dir, metrics_dir)
         if entry.task != task:
             raise ModelNotFound(f"{model_dir / INFO_FILE}: the model is for task {entry.task}, not {task}")
@@ -215,13 +230,18 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
     best = best_model(entries)
     if best is None:
         names = ", ".join(e.name for e in entries)
+        stale = "; ".join(e.stale for e in entries if e.stale)
         raise ModelNotFound(f"no metrics for the {task} models in {models_dir}/ ({names}): "
-                            f"{metrics_dir}/<model>-{task}.json missing or without SSIM, so there is no best one; "
-                            f"pass --model NAME, or run `dvc repro` to evaluate them")
-    unscored = [e.name for e in entries if e.ssim is None]
+                            f"{metrics_dir}/<model>-{task}.json missing, without SSIM or stale, so there is no best "
+                            f"one; pass --model NAME, or run `dvc repro` to evaluate them"
+                            + (f" ({stale})" if stale else ""))
+    unscored = [e.name for e in entries if e.ssim is None and not e.stale]
+    stale = [e.name for e in entries if e.stale]
     why = f"best {task} model by SSIM {best.ssim:.4f} in {best.metrics_file}"
     if unscored:
         why += f"; not ranked, no metrics: {', '.join(unscored)}"
+    if stale:
+        why += f"; not ranked, stale metrics (they scored another model file): {', '.join(stale)}"
     return best, why
 
 
@@ -369,6 +389,8 @@ class Predictor:
             raise ModelNotFound(f"{file}: not found; train the model with `dvc repro train@{entry.name}`")
         try:
             model = load_predictor(entry.path)
+        except FacesketchError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file: say which
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise FacesketchError(f"{file}: cannot load the model ({type(exc).__name__}: {first})") from None
@@ -539,6 +561,8 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
                     fail(no_face_message(f))
                     bar.update(1)
                     continue
+                if not align and (small := upscale_warning(str(f), image.shape, predictor.size)):
+                    (bar.write if progress else print)(f"warning: {small}", file=sys.stderr)
                 items.append((dest, image, faces))
             if not align:
                 outs = predictor.predict([im for _, im, _ in items], native=native, batch_size=step)
