@@ -48,3 +48,21 @@ def test_layout_imports_nothing_heavy():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'cv2', 'facesketch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['facesketch', 'facesketch.core', 'facesketch.core.layout']"
+
+
+def test_one_resize_rule_for_training_data_and_pictures():
+    """preprocess (training data) and predict / the web page (pictures) resize by one function: area
+    averaging when either side shrinks, bicubic when both grow."""
+    import cv2
+    import numpy as np
+
+    from facesketch.core import images
+    from facesketch.data import preprocess
+    from facesketch.use import app, predict
+
+    assert preprocess.resize is images.resize and predict.resize is images.resize and app.resize is images.resize
+    img = np.random.default_rng(0).integers(0, 256, (250, 200, 3), np.uint8)
+    assert np.array_equal(images.resize(img, 224, 224), cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(images.resize(img, 256, 256), cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))
+    assert images.resize(img, 200, 250) is img
+    assert np.array_equal(preprocess.to_square(img, 64), cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA))

@@ -45,6 +45,17 @@ def on_white(bgra: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(bgr), 0, 255).astype(np.uint8)
 
 
+def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The project's one resize rule, for training data and pictures alike: OpenCV's INTER_AREA when
+    either side shrinks (it averages, so no aliasing), INTER_CUBIC when both grow; unchanged at the
+    same size. (The benchmark protocol's own bicubic resize to the targets' size is a fixed part of
+    the protocol, not this rule.)"""
+    if img.shape[1] == width and img.shape[0] == height:
+        return img
+    shrink = img.shape[1] > width or img.shape[0] > height
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as H x W x 3 uint8 RGB (see the module doc); a DataError naming the file if it is not one."""
     path = Path(path)

@@ -14,12 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from facesketch.core import fileio, schema
-from facesketch.core.images import read_rgb  # the reader `facesketch predict` uses too: same pixels
+from facesketch.core.images import read_rgb, resize  # the reader `facesketch predict` uses too: same pixels
 from facesketch.core.params import image_size, section
 from facesketch.core.layout import PROCESSED_FILE, RAW_DIR
 from facesketch.data import cleaning
@@ -30,8 +29,7 @@ CLEANING_STEPS = tuple(schema.Preprocess.model_fields)
 
 def to_square(img: np.ndarray, size: int) -> np.ndarray:
     """Resize to size x size, as the study did (aspect not kept: 200x250 -> 256x256)."""
-    interp = cv2.INTER_AREA if img.shape[0] > size or img.shape[1] > size else cv2.INTER_CUBIC
-    return cv2.resize(img, (size, size), interpolation=interp)
+    return resize(img, size, size)
 
 
 def cleaning_options(params: dict[str, Any]) -> dict[str, bool]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from facesketch import TASKS
 from facesketch.use import predict
-from facesketch.core.images import read_rgb, upscale_warning
+from facesketch.core.images import read_rgb, resize, upscale_warning
 from facesketch.core import fileio
 from facesketch.core.errors import FacesketchError
 
@@ -126,7 +126,7 @@ class Service:
             return PageResult(f"Error: {str(exc).replace('the picture', Path(path).name if path else 'the picture')}")
         entry = predictor.entry
         if mode == "none":
-            aligned, result, parts = [predict.resize(image, entry.image_size, entry.image_size)], done.image, [done.image]
+            aligned, result, parts = [resize(image, entry.image_size, entry.image_size)], done.image, [done.image]
         elif mode == "paste":
             aligned, result, parts = [f.crop for f in done.faces], done.image, [done.image]
         else:
@@ -149,7 +149,7 @@ class Service:
 def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
     """Images laid left to right on white, scaled to the tallest one's height."""
     h = max(im.shape[0] for im in images)
-    scaled = [predict.resize(im, max(1, round(im.shape[1] * h / im.shape[0])), h) for im in images]
+    scaled = [resize(im, max(1, round(im.shape[1] * h / im.shape[0])), h) for im in images]
     spacer = np.full((h, gap, 3), 255, np.uint8)
     row = [scaled[0]]
     for im in scaled[1:]:

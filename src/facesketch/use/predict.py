@@ -44,7 +44,7 @@ from facesketch import TASKS
 from facesketch.core import fileio
 from facesketch.core import layout
 from facesketch.core.errors import DataError, FacesketchError
-from facesketch.core.images import read_rgb, upscale_warning
+from facesketch.core.images import read_rgb, resize, upscale_warning
 from facesketch.core.layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -246,16 +246,6 @@ def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODE
 
 
 # --- reading and writing images ----------------------------------------------------------------
-
-
-def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with INTER_AREA when shrinking (both sides), INTER_CUBIC otherwise."""
-    import cv2
-
-    if img.shape[1] == width and img.shape[0] == height:
-        return img
-    shrink = width <= img.shape[1] and height <= img.shape[0]
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def encode(img: np.ndarray, fmt: str, *, grey: bool = False, quality: int = 95) -> bytes:
