@@ -23,7 +23,9 @@ LR_SCHEDULES = ("constant", "linear_decay", "cosine")
 AUGMENT_DEFAULTS = {"jitter": 0.0, "flip": False}
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("auto", "none", "mirrored")
-RUNTIME_DEFAULTS = {"jit_compile": "auto", "precision": "auto", "distribute": "auto", "checkpoint_seconds": 30}
+BACKENDS = ("auto", "tensorflow", "jax")
+RUNTIME_DEFAULTS = {"jit_compile": "auto", "precision": "auto", "distribute": "auto", "checkpoint_seconds": 30,
+                    "backend": "auto"}
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
@@ -140,4 +142,6 @@ def runtime(params: dict[str, Any]) -> dict[str, Any]:
         "precision": choice("runtime.precision", cfg["precision"], PRECISIONS),
         "distribute": choice("runtime.distribute", cfg["distribute"], DISTRIBUTE),
         "checkpoint_seconds": float(number("runtime.checkpoint_seconds", cfg["checkpoint_seconds"], minimum=0)),
+        # auto: KERAS_BACKEND if set, else tensorflow (facesketch.core.backend.select)
+        "backend": choice("runtime.backend", cfg["backend"], BACKENDS),
     }
