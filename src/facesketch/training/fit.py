@@ -114,7 +114,7 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
 
     name = run_name(model_name, task)
     print(f"{name}: training under Keras' {backend_name} backend on {', '.join(backend.devices())} "
-          f"({replicas} replica{'s' if replicas > 1 else ''})", file=sys.stderr)
+          f"({replicas} replica{'s' if replicas > 1 else ''})", flush=True)  # stdout: stderr carries the estimate
     # jit_compile, precision and the backend change the arithmetic; the device layout and checkpoint interval do not
     arithmetic = {**training, "jit_compile": runtime["jit_compile"], "precision": policy}
     if backend_name != "tensorflow":  # TensorFlow's fingerprints stay as they were
