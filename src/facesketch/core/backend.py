@@ -130,9 +130,11 @@ def init(seed: int | None = None) -> None:
     if seed is not None:
         import keras
 
-        keras.utils.set_random_seed(seed)
         if name() == "jax":
+            with _quiet_fd2():  # Keras also seeds TensorFlow when it is installed, importing it (noisily)
+                keras.utils.set_random_seed(seed)
             return  # JAX's XLA CPU/GPU kernels are deterministic for a fixed seed and program
+        keras.utils.set_random_seed(seed)
         import tensorflow as tf
 
         # Same params and seed give the same weights and metrics on one machine.
