@@ -70,11 +70,35 @@ def fit_losses(name: str) -> dict:
     hist = model.fit(inputs, steps_per_epoch=1, epochs=5, verbose=0, shuffle=False).history
     result = {"losses": [float(v) for v in (hist.get("g_l1_loss") or hist["loss"])],
               "iterations": int(np.asarray(model.optimizer.iterations.value))}
+    if name == "unet_gan":
+        result["restored"] = restored(model, lambda: built(name, params), training(params), cfg)
     if name == "vae":
         size = 32 * 32 * 3
         result["betas"] = [(t - r - p) * size / k for t, r, p, k in zip(
             hist["loss"], hist["reconstruction_loss"], hist["predictor_loss"], hist["kl_loss"])]
     return result
+
+
+def restored(model, rebuild, training_params: dict, cfg: dict) -> dict:
+    """``model``'s weights and optimizers saved as a checkpoint does, restored into a fresh model by
+    ``EpochCheckpoint.restore``: the largest difference, and how many optimizer variables there are."""
+    import tempfile
+
+    from facesketch.training.checkpoints import epoch_checkpoint_class, optimizers
+
+    with tempfile.TemporaryDirectory() as folder:
+        ckpt = epoch_checkpoint_class()(Path(folder), {"epochs_done": 1}, [], None)
+        model.save_weights(ckpt.weights_file)
+        fresh, _, compile_fn = rebuild()
+        compile_fn(fresh, training_params, cfg)
+        assert ckpt.restore(fresh) == 1
+    pairs = [*zip(model.weights, fresh.weights, strict=True),
+             *[(a, b) for o, p in zip(optimizers(model), optimizers(fresh), strict=True)
+               for a, b in zip(o.variables, p.variables, strict=True)]]
+    return {"optimizer_variables": sum(len(o.variables) for o in optimizers(fresh)),
+            "max_difference": max(float(np.max(np.abs(np.asarray(a.value, "float64") - np.asarray(b.value, "float64"))))
+                                   for a, b in pairs),
+            "iterations": [int(np.asarray(o.iterations.value)) for o in optimizers(fresh)]}
 
 
 def ema() -> dict:

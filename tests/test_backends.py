@@ -75,6 +75,15 @@ def test_each_model_trains_with_falling_loss(legs, backend, model):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_checkpoint_restores_both_gan_optimizers(legs, backend):
+    """pix2pix after 5 steps, saved and restored as EpochCheckpoint does: every weight and both Adams'
+    state come back exactly (under JAX the discriminator's Adam rides in the model's variables)."""
+    restored = _leg(legs, backend)["fit"]["unet_gan"]["restored"]
+    assert restored["iterations"] == [5, 5] and restored["optimizer_variables"] > 4
+    assert restored["max_difference"] == 0.0, restored
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_vae_kl_warm_up_advances_every_step(legs, backend):
     """The KL weight each step's loss used: 1/4, 2/4, 3/4, then kl_weight (kl_warmup_steps 4)."""
     betas = _leg(legs, backend)["fit"]["vae"]["betas"]

@@ -162,7 +162,7 @@ def strategy(kind: str = "auto"):
     global _STRATEGY
     init()
     if name() == "jax":
-        return _OneDevice()
+        return _jax_strategy(kind)
     import tensorflow as tf
 
     if _STRATEGY is not None:
@@ -197,6 +197,35 @@ def precision_policy(precision: str = "auto") -> str:
         return "mixed_float16" if gpus() else "float32"
     return precision
 
+
+
+def _jax_strategy(kind: str):
+    """Under JAX: Keras' ``DataParallel`` over every local device for ``mirrored`` (and for ``auto``
+    when there are several GPUs), else one device. Set once per process, before any variable exists."""
+    global _STRATEGY
+    if _STRATEGY is not None:
+        return _STRATEGY
+    import jax
+
+    devices = jax.devices()
+    if len(devices) > 1 and (kind == "mirrored" or (kind == "auto" and devices[0].platform == "gpu")):
+        import keras
+
+        distribution = keras.distribution.DataParallel(devices=devices)
+        keras.distribution.set_distribution(distribution)
+        _STRATEGY = _JaxDataParallel(distribution, len(devices))
+        return _STRATEGY
+    return _OneDevice()
+
+
+class _JaxDataParallel:
+    """Keras' DataParallel as a strategy: each batch split over the devices, the variables replicated."""
+
+    def __init__(self, distribution, replicas: int):
+        self.distribution, self.num_replicas_in_sync = distribution, replicas
+
+    def scope(self):
+        return self.distribution.scope()
 
 
 class _OneDevice:
