@@ -22,6 +22,7 @@ Run it alone on the machine: other work on the cores lowers every figure.
 
     python benchmarks/train_speed.py                      # every model at 128 and 256 px
     python benchmarks/train_speed.py --models conv --sizes 128 --epochs 3 --json out.json
+    python benchmarks/train_speed.py --backend jax        # under Keras' JAX backend (NumPy input path)
 """
 
 from __future__ import annotations
@@ -106,10 +107,19 @@ def pipeline_fit(name: str, params: dict, processed: Path, split_file: Path, wor
 
 
 def main() -> int:
+    # the Keras backend is fixed at Keras' first import: choose it before anything imports Keras
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=["auto", "tensorflow", "jax"], default="auto")
+    from facesketch.core import backend
+
+    keras_backend = backend.select(pre.parse_known_args()[0].backend)
+
     from facesketch import models as registry
     from facesketch.core.params import load_params
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=["auto", "tensorflow", "jax"], default="auto",
+                    help="Keras backend (auto: KERAS_BACKEND if set, else tensorflow)")
     ap.add_argument("--models", nargs="+", default=registry.available())
     ap.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
     ap.add_argument("--pairs", type=int, default=56, help="synthetic pairs (default 56: 40 train, 5 validation)")
@@ -118,7 +128,6 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=Path("train_speed.json"))
     args = ap.parse_args()
 
-    from facesketch.core import backend
     from facesketch.training.flops import training_flops
 
     backend.init(0)
@@ -129,12 +138,14 @@ def main() -> int:
            "gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "tensorflow": tf.__version__,
            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"), "matmul_gflops": round(peak, 1),
            "date": time.strftime("%Y-%m-%d %H:%M"), "pairs": args.pairs, "epochs": args.epochs,
-           "batch_size": args.batch_size}
-    print(f"matmul peak here: {peak:.0f} GFLOP/s fp32 ({os.cpu_count()} CPUs, {len(env['gpus'])} GPUs)", flush=True)
+           "batch_size": args.batch_size, "keras_backend": keras_backend}
+    print(f"matmul peak here: {peak:.0f} GFLOP/s fp32 ({os.cpu_count()} CPUs, {len(env['gpus'])} GPUs); "
+          f"training under Keras' {keras_backend} backend", flush=True)
     rows = []
     for size in args.sizes:
         params = load_params(ROOT / "params.yaml")
         params.update(image_size=size, epochs=args.epochs, batch_size=args.batch_size)
+        params["runtime"] = {**params.get("runtime", {}), "backend": keras_backend}
         params["data"] = {**params["data"], "source": "synthetic", "synthetic": {"count": args.pairs, "seed": 0}}
         params["split"] = {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.1, "seed": 0}
         with tempfile.TemporaryDirectory(prefix="train_speed.") as tmp:

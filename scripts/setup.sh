@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "setup: installing facesketch and its dependencies (TensorFlow is ~600 MB the first time)"
-# FACESKETCH_EXTRAS: the optional extras to install (default: app,test,identity; the GPU recipe adds gpu;
-# without identity the identity metric is absent and the report says why)
-.venv/bin/python -m pip install --quiet --progress-bar off -e ".[${FACESKETCH_EXTRAS:-app,test,identity}]"
+# FACESKETCH_EXTRAS: the optional extras to install (default: app,test,identity,jax; the GPU recipe adds gpu;
+# without identity the identity metric is absent and the report says why; without jax the JAX tests skip)
+.venv/bin/python -m pip install --quiet --progress-bar off -e ".[${FACESKETCH_EXTRAS:-app,test,identity,jax}]"
 echo "setup: done. Activate with: source .venv/bin/activate"

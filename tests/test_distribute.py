@@ -5,6 +5,7 @@ Each run is a fresh Python process: TensorFlow's devices and its multi-worker
 runtime are fixed when it initialises.
 """
 
+import importlib.util
 import json
 import socket
 import subprocess
@@ -55,6 +56,24 @@ def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_da
     assert info["runtime"]["replicas"] == 2
     assert info["final"]["loss"] > 0 and info["final"]["val_loss"] > 0
     assert (tmp_path / "models" / f"{model}-f2s" / "model.keras").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_one_epoch_under_jax_data_parallel_on_two_cpu_devices(tmp_path, tiny_data, venv_env):
+    """runtime.distribute: mirrored under JAX is Keras' DataParallel over the local devices (here XLA's
+    host platform split in two); the GAN's stateless two-optimizer step runs sharded."""
+    venv_env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**venv_env, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    script = _script(tiny_data, tmp_path, "unet_gan", "mirrored").replace(
+        'params["runtime"]', 'params["unet_gan"] = {**params["unet_gan"], "filters": 4, "max_filters": 8}\n'
+        'params["runtime"]', 1)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = _info(proc.stdout)
+    assert info["runtime"]["replicas"] == 2 and info["runtime"]["keras_backend"] == "jax"
+    assert "on cpu:0, cpu:1 (2 replicas)" in proc.stdout
+    assert 0 < info["final"]["loss"] < 1e3 and info["final"]["val_loss"] > 0
+    assert (tmp_path / "models" / "unet_gan-f2s" / "model.keras").exists()
 
 
 def _free_ports(n: int) -> list[int]:

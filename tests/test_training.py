@@ -1,6 +1,7 @@
 """Real Keras training on tiny data: outputs, determinism, resume after kill -9."""
 
 import csv
+import importlib.util
 import signal
 import subprocess
 import sys
@@ -117,9 +118,18 @@ def test_changed_params_discard_a_stale_checkpoint(tmp_path, tiny_data):
     assert info["resumed_from_epoch"] == 0
 
 
-def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path, tiny_data, venv_env, mlflow_store):
+@pytest.mark.parametrize(("backend", "model", "epochs"), [
+    ("tensorflow", "conv", 15),
+    # the smallest model (a short compile); pix2pix's two optimizers: test_backends.py's checkpoint round trip.
+    # Its epochs take 0.1 s once compiled: 60 of them leave the signal a window on a busy machine
+    pytest.param("jax", "dense", 60, marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                                              reason="JAX is not installed")),
+])
+def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path, tiny_data, venv_env, mlflow_store,
+                                                                       backend, model, epochs):
     """SIGINT (Ctrl-C) mid-training: the stage script says where the next run resumes, in one line and no
-    traceback, exits 130 like any program Ctrl-C stops; run again, it resumes there and finishes."""
+    traceback, exits 130 like any program Ctrl-C stops; run again, it resumes there and finishes.
+    The backend comes from params.yaml's runtime.backend (the stage sets KERAS_BACKEND from it)."""
     import shutil
 
     import yaml
@@ -129,11 +139,14 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
     (tmp_path / "data" / "split").mkdir(parents=True)
     shutil.copy(processed, tmp_path / "data" / "processed" / "pairs.npz")
     shutil.copy(split_file, tmp_path / "data" / "split" / "split.json")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=15)))
+    params = tiny_params(epochs=epochs)
+    params["runtime"]["backend"] = backend
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     venv_env["MLFLOW_TRACKING_URI"] = mlflow_store
-    cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--model", "conv", "--task", "f2s"]
+    venv_env.pop("KERAS_BACKEND", None)
+    cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--model", model, "--task", "f2s"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=venv_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state_file = tmp_path / "checkpoints" / "conv-f2s" / "state.json"
+    state_file = tmp_path / "checkpoints" / f"{model}-f2s" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if state_file.exists() and fileio.read_json(state_file).get("epochs_done", 0) >= 2:
@@ -142,20 +155,22 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     done = fileio.read_json(state_file)["epochs_done"]
-    assert 2 <= done < 15, "the signal should land mid-training"
+    assert 2 <= done < epochs, "the signal should land mid-training"
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
     # the interrupt adds one line and nothing else (before it: the time estimate, printed once training runs)
     lines = [line for line in err.splitlines() if line.strip() and "images/s here" not in line]
-    assert lines == [f"conv-f2s: interrupted; the next `dvc repro` resumes after epoch {done}"], err[-3000:]
+    assert lines == [f"{model}-f2s: interrupted; the next `dvc repro` resumes after epoch {done}"], err[-3000:]
 
     res = subprocess.run(cmd, cwd=tmp_path, env=venv_env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert f"resuming from checkpoint after epoch {done}/15" in res.stderr
-    info = fileio.read_json(tmp_path / "models" / "conv-f2s" / "info.json")
+    assert f"resuming from checkpoint after epoch {done}/{epochs}" in res.stderr
+    assert f"{model}-f2s: training under Keras' {backend} backend on " in res.stdout, res.stdout
+    info = fileio.read_json(tmp_path / "models" / f"{model}-f2s" / "info.json")
+    assert info["runtime"]["keras_backend"] == backend
     assert info["resumed_from_epoch"] == done
-    rows = list(csv.DictReader(open(tmp_path / "metrics" / "history" / "conv-f2s.csv")))
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 16))
+    rows = list(csv.DictReader(open(tmp_path / "metrics" / "history" / f"{model}-f2s.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
 
 
 # --- write faults (#27): checked before training, one line naming the path and errno, checkpoint kept

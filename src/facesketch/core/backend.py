@@ -1,4 +1,9 @@
-"""Import TensorFlow/Keras quietly; seeds, distribution strategy, precision.
+"""Import TensorFlow/Keras quietly; the Keras backend; seeds, distribution strategy, precision.
+
+The Keras backend (``runtime.backend``: tensorflow or jax) is fixed per process
+when Keras is first imported, from ``KERAS_BACKEND``: ``select`` sets it before
+that import (the train stage calls it before importing any model), and refuses
+a choice that a Keras already imported cannot honour.
 
 TensorFlow's C++ layer writes start-up notes straight to file descriptor 2
 ("Could not find cuda drivers...", absl's pre-init warning) before any Python
@@ -23,6 +28,55 @@ import sys
 
 _READY = False
 _STRATEGY = None
+BACKENDS = ("tensorflow", "jax")
+
+
+def resolve(choice: str = "auto") -> str:
+    """The backend a ``runtime.backend`` value names: ``auto`` is KERAS_BACKEND when set, else tensorflow."""
+    if choice == "auto":
+        if "keras" in sys.modules:  # already imported: its backend is fixed
+            import keras
+
+            return keras.backend.backend()
+        return os.environ.get("KERAS_BACKEND") or "tensorflow"
+    return choice
+
+
+def select(choice: str = "auto") -> str:
+    """Make ``choice`` this process's Keras backend (before Keras is imported); returns its name."""
+    from facesketch.core.errors import ParamError
+
+    wanted = resolve(choice)
+    if wanted not in BACKENDS:
+        raise ParamError(f"KERAS_BACKEND={wanted!r}: facesketch trains under {' or '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != wanted:
+            raise ParamError(f"runtime.backend={choice!r} asks for {wanted}, but Keras is already imported under "
+                             f"{keras.backend.backend()}: set KERAS_BACKEND={wanted} before starting Python")
+        return wanted
+    os.environ["KERAS_BACKEND"] = wanted
+    return wanted
+
+
+def name() -> str:
+    """The Keras backend of this process: Keras' own once imported, else the one it will import with.
+
+    Does not import Keras (under TensorFlow, ``init`` must import TensorFlow first, quietly)."""
+    return resolve("auto")
+
+
+def devices() -> list[str]:
+    """The devices training runs on, as short names (``cpu:0``, ``gpu:0``...)."""
+    if name() == "jax":
+        import jax
+
+        return [f"{d.platform}:{d.id}" for d in jax.local_devices()]
+    import tensorflow as tf
+
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return [d.name.replace("/device:", "").lower() for d in found]
 
 
 @contextlib.contextmanager
@@ -58,8 +112,10 @@ def cluster_workers() -> int:
 
 
 def init(seed: int | None = None) -> None:
-    """Import and initialise TensorFlow once; seed every RNG when ``seed`` is given."""
+    """Import and initialise TensorFlow once (nothing under JAX); seed every RNG when ``seed`` is given."""
     global _READY, _STRATEGY
+    if not _READY and name() == "jax":
+        _READY = True  # JAX initialises its devices on first use; TensorFlow is not needed to train
     if not _READY:
         with _quiet_fd2():
             import tensorflow as tf
@@ -73,14 +129,23 @@ def init(seed: int | None = None) -> None:
         _READY = True
     if seed is not None:
         import keras
+
+        if name() == "jax":
+            with _quiet_fd2():  # Keras also seeds TensorFlow when it is installed, importing it (noisily)
+                keras.utils.set_random_seed(seed)
+            return  # JAX's XLA CPU/GPU kernels are deterministic for a fixed seed and program
+        keras.utils.set_random_seed(seed)
         import tensorflow as tf
 
-        keras.utils.set_random_seed(seed)
         # Same params and seed give the same weights and metrics on one machine.
         tf.config.experimental.enable_op_determinism()
 
 
 def gpus() -> list:
+    if name() == "jax":
+        import jax
+
+        return [d for d in jax.local_devices() if d.platform == "gpu"]
     import tensorflow as tf
 
     return tf.config.list_logical_devices("GPU")
@@ -96,6 +161,8 @@ def strategy(kind: str = "auto"):
     """
     global _STRATEGY
     init()
+    if name() == "jax":
+        return _jax_strategy(kind)
     import tensorflow as tf
 
     if _STRATEGY is not None:
@@ -130,3 +197,41 @@ def precision_policy(precision: str = "auto") -> str:
         return "mixed_float16" if gpus() else "float32"
     return precision
 
+
+
+def _jax_strategy(kind: str):
+    """Under JAX: Keras' ``DataParallel`` over every local device for ``mirrored`` (and for ``auto``
+    when there are several GPUs), else one device. Set once per process, before any variable exists."""
+    global _STRATEGY
+    if _STRATEGY is not None:
+        return _STRATEGY
+    import jax
+
+    devices = jax.devices()
+    if len(devices) > 1 and (kind == "mirrored" or (kind == "auto" and devices[0].platform == "gpu")):
+        import keras
+
+        distribution = keras.distribution.DataParallel(devices=devices)
+        keras.distribution.set_distribution(distribution)
+        _STRATEGY = _JaxDataParallel(distribution, len(devices))
+        return _STRATEGY
+    return _OneDevice()
+
+
+class _JaxDataParallel:
+    """Keras' DataParallel as a strategy: each batch split over the devices, the variables replicated."""
+
+    def __init__(self, distribution, replicas: int):
+        self.distribution, self.num_replicas_in_sync = distribution, replicas
+
+    def scope(self):
+        return self.distribution.scope()
+
+
+class _OneDevice:
+    """What training needs of a strategy under JAX (one device): a no-op scope, one replica."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()

@@ -72,6 +72,10 @@ def replica_share(loss):
     by the number of replicas (what Keras' own train step does); on one
     device this is the loss itself.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return loss  # JAX's data parallelism averages over the global batch itself
     import tensorflow as tf
 
     replicas = tf.distribute.get_strategy().num_replicas_in_sync

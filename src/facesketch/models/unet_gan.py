@@ -42,6 +42,7 @@ import math
 import keras
 from keras import layers, ops
 
+from facesketch.models import stateless
 from facesketch.training.losses import reconstruction
 from facesketch.models.blocks import OUTPUT_DTYPE, image_input, normalization, replica_share, to_signed, to_unit
 from facesketch.models.settings import UnetGan
@@ -125,6 +126,15 @@ class Pix2Pix(keras.Model):
         """``g_optimizer`` becomes ``model.optimizer`` (so ``optimizer.iterations`` counts steps)."""
         super().compile(optimizer=g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
+        if keras.backend.backend() == "jax" and d_optimizer is not None:
+            # Keras' JAX fit() carries only model.optimizer's state through its steps: the
+            # discriminator's Adam travels as non-trainable model variables (count_params leaves them out)
+            if not d_optimizer.built:
+                d_optimizer.build(self.discriminator.trainable_variables)
+            self.d_optimizer_state = list(d_optimizer.variables)
+
+    def count_params(self) -> int:
+        return self.generator.count_params() + self.discriminator.count_params()
 
     @property
     def g_optimizer(self):
@@ -169,7 +179,13 @@ class Pix2Pix(keras.Model):
             tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One step of both players: ``(data)`` under TensorFlow, ``(state, data)`` under JAX (stateless)."""
+        if keras.backend.backend() == "jax":
+            return self._train_step_jax(*args)
+        return self._train_step_tf(*args)
+
+    def _train_step_tf(self, data):
         import tensorflow as tf
 
         x, y = data[0], data[1]
@@ -183,8 +199,57 @@ class Pix2Pix(keras.Model):
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
         return self._record((g_total, g_gan, g_l1, d_loss))
 
-    def test_step(self, data):
+    def _train_step_jax(self, state, data):
+        """The TensorFlow step on ``state``'s values: one forward pass of both players, the generator's
+        loss differentiated for the generator and the discriminator's for the discriminator (as the two
+        tapes do), one Adam step each. The discriminator's Adam state is among the non-trainable values."""
+        import jax
+
+        trainable, non_trainable, g_opt_values, metrics_values = state
+        x, y = data[0], data[1]
+        gi, di = self._split(self.trainable_variables, self.generator.trainable_variables,
+                             self.discriminator.trainable_variables)
+        oi, = self._split(self.non_trainable_variables, self.d_optimizer.variables)
+        d_opt_values = [non_trainable[i] for i in oi]
+
+        def losses(g_values, d_values):
+            values = list(trainable)
+            for i, v in zip(gi + di, [*g_values, *d_values]):
+                values[i] = v
+            out, after = stateless.run(self, lambda: self._gan_losses(x, y, training=True), values, non_trainable)
+            scaled = (stateless.scale_loss(self.optimizer, out[0], g_opt_values),
+                      stateless.scale_loss(self.d_optimizer, out[3], d_opt_values))
+            return scaled, (out, after)
+
+        g_values, d_values = [trainable[i] for i in gi], [trainable[i] for i in di]
+        scaled, backward, (out, non_trainable) = jax.vjp(losses, g_values, d_values, has_aux=True)
+        g_grads = backward((jax.numpy.ones_like(scaled[0]), jax.numpy.zeros_like(scaled[1])))[0]
+        d_grads = backward((jax.numpy.zeros_like(scaled[0]), jax.numpy.ones_like(scaled[1])))[1]
+        g_values, g_opt_values = self.optimizer.stateless_apply(g_opt_values, g_grads, g_values)
+        d_values, d_opt_values = self.d_optimizer.stateless_apply(d_opt_values, d_grads, d_values)
+        trainable, non_trainable = list(trainable), list(non_trainable)
+        for i, v in zip(gi + di, [*g_values, *d_values]):
+            trainable[i] = v
+        for i, v in zip(oi, d_opt_values):
+            non_trainable[i] = v
+        logs, metrics_values = stateless.record(self, metrics_values, lambda: self._record(out))
+        return logs, (trainable, non_trainable, g_opt_values, metrics_values)
+
+    @staticmethod
+    def _split(variables, *parts) -> list[list[int]]:
+        """The positions in ``variables`` of each part's variables."""
+        where = {id(v): i for i, v in enumerate(variables)}
+        return [[where[id(v)] for v in part] for part in parts]
+
+    def test_step(self, *args):
         """The training step's four losses on validation pairs (inference mode, no updates)."""
+        if keras.backend.backend() == "jax":
+            (trainable, non_trainable, metrics_values), data = args
+            out, non_trainable = stateless.run(self, lambda: self._gan_losses(data[0], data[1], training=False),
+                                               trainable, non_trainable)
+            logs, metrics_values = stateless.record(self, metrics_values, lambda: self._record(out))
+            return logs, (trainable, non_trainable, metrics_values)
+        data = args[0]
         return self._record(self._gan_losses(data[0], data[1], training=False))
 
 

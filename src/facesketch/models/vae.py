@@ -46,6 +46,7 @@ import keras
 from keras import layers, ops
 
 from facesketch.core.errors import ParamError
+from facesketch.models import stateless
 from facesketch.models.blocks import conv_lrelu, image_input, image_output, replica_share
 from facesketch.models.settings import Vae
 from facesketch.models.spec import ModelSpec
@@ -183,7 +184,13 @@ class ConditionalVAE(keras.Model):
             tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One optimizer step: ``(data)`` under TensorFlow, ``(state, data)`` under JAX (stateless)."""
+        if keras.backend.backend() == "jax":
+            return self._train_step_jax(*args)
+        return self._train_step_tf(*args)
+
+    def _train_step_tf(self, data):
         import tensorflow as tf
 
         x, y = data[0], data[1]
@@ -194,8 +201,36 @@ class ConditionalVAE(keras.Model):
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._track(total, recon, kl, pred)
 
-    def test_step(self, data):
+    def _train_step_jax(self, state, data):
+        """The TensorFlow step's arithmetic on ``state``'s values (see facesketch.models.stateless).
+
+        The optimizer's variables are mapped too: ``beta()`` reads ``optimizer.iterations``, which a
+        plain JAX ``compute_loss`` would not see, so the KL warm-up advances as under TensorFlow.
+        """
+        import jax
+
+        trainable, non_trainable, optimizer_values, metrics_values = state
         x, y = data[0], data[1]
+        opt_mapping = list(zip(self.optimizer.variables, optimizer_values))
+
+        def loss(trainable):
+            losses, after = stateless.run(self, lambda: self._vae_losses(x, y, training=True), trainable,
+                                          non_trainable, opt_mapping)
+            return stateless.scale_loss(self.optimizer, losses[0], optimizer_values), (losses, after)
+
+        (_, (losses, non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
+        trainable, optimizer_values = self.optimizer.stateless_apply(optimizer_values, grads, trainable)
+        logs, metrics_values = stateless.record(self, metrics_values, lambda: self._track(*losses))
+        return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+    def test_step(self, *args):
+        if keras.backend.backend() == "jax":
+            (trainable, non_trainable, metrics_values), data = args
+            losses, non_trainable = stateless.run(self, lambda: self._vae_losses(data[0], data[1], training=False),
+                                                  trainable, non_trainable)
+            logs, metrics_values = stateless.record(self, metrics_values, lambda: self._track(*losses))
+            return logs, (trainable, non_trainable, metrics_values)
+        x, y = args[0][0], args[0][1]
         return self._track(*self._vae_losses(x, y, training=False))
 
 

@@ -3,7 +3,8 @@
 ``reconstruction(name, ssim_weight)``: per image, the mean of the pixel loss
 (mae, mse or bce) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang et al.'s
 Gaussian 11x11 window (sigma 1.5) on the [0, 1] range, averaged over the RGB
-channels (``tf.image.ssim``). The benchmark scores SSIM and FSIM, which
+channels (``tf.image.ssim`` under TensorFlow; ``ssim``, the same formula in
+``keras.ops``, under other backends). The benchmark scores SSIM and FSIM, which
 reward local structure; an L1 loss alone rewards the per-pixel median and
 blurs. With ``ssim_weight`` 0 the study's plain Keras losses are used.
 """
@@ -25,15 +26,49 @@ def reconstruction(name: str, ssim_weight: float = 0.0):
     def loss(y_true, y_pred):
         per_image = ops.mean(base(y_true, y_pred), axis=(1, 2))
         if ssim_weight:
-            import tensorflow as tf
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
 
-            ssim = tf.image.ssim(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"), max_val=1.0,
-                                 filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
-            per_image = per_image + ssim_weight * (1.0 - ssim)
+                ssim_value = tf.image.ssim(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"), max_val=1.0,
+                                           filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+            else:
+                ssim_value = ssim(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"))
+            per_image = per_image + ssim_weight * (1.0 - ssim_value)
         return per_image
 
     loss.__name__ = f"{name}_plus_{ssim_weight:g}_ssim" if ssim_weight else name
     return loss
+
+
+def _gaussian_window(size: int, sigma: float):
+    """``tf.image.ssim``'s window: a normalised 2-D Gaussian, as a depthwise kernel for 3 channels."""
+    import numpy as np
+
+    g = -0.5 * np.square(np.arange(size) - (size - 1) / 2.0) / sigma ** 2
+    g = np.exp(g[:, None] + g[None, :])
+    g = (g / g.sum()).astype("float32")
+    return np.repeat(g[:, :, None, None], 3, axis=2)
+
+
+def ssim(a, b, max_val: float = 1.0, size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03):
+    """Per-image SSIM of two float RGB batches in ``keras.ops``: ``tf.image.ssim``'s formula (Gaussian
+    window applied without padding, luminance x contrast-structure averaged over positions, then channels)."""
+    from keras import ops
+
+    window = ops.convert_to_tensor(_gaussian_window(size, sigma))
+
+    def blur(x):
+        return ops.depthwise_conv(x, window, strides=1, padding="valid")
+
+    c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
+    mean_a, mean_b = blur(a), blur(b)
+    num0 = mean_a * mean_b * 2.0
+    den0 = ops.square(mean_a) + ops.square(mean_b)
+    luminance = (num0 + c1) / (den0 + c1)
+    num1 = blur(a * b) * 2.0
+    den1 = blur(ops.square(a) + ops.square(b))
+    cs = (num1 - num0 + c2) / (den1 - den0 + c2)
+    return ops.mean(ops.mean(luminance * cs, axis=(1, 2)), axis=-1)
 
 
 def learning_rate(initial: float, schedule: str, total_steps: int):
