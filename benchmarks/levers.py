@@ -71,6 +71,9 @@ LEVERS: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {
     # the benchmark's training recipe (scripts/cuhk_benchmark.sh) as one lever: for the models it was not tuned on
     "recipe": ("SSIM term 1, linear decay, weight average 0.999", None,
                {"ssim_weight": 1.0, "lr_schedule": "linear_decay", "ema_decay": 0.999}),
+    # not a lever but the same question: does training under Keras' JAX backend give the same models as
+    # under TensorFlow (the base), within the training seeds' spread? (#24)
+    "jax": ("trained under Keras' JAX backend instead of TensorFlow", None, {"runtime": {"backend": "jax"}}),
 }
 # test-time levers: name -> (what it does, evaluate()'s test_time options); the base run's model, scored again
 TEST_TIME: dict[str, tuple[str, dict[str, bool]]] = {
@@ -79,7 +82,8 @@ TEST_TIME: dict[str, tuple[str, dict[str, bool]]] = {
     "bilateral": ("bilateral post-filter on the outputs (as Face-Sketch-Wild)", {"bilateral": True}),
 }
 # what the base run switches off (params.yaml's defaults are the study's; these make sure)
-BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "ema_decay": 0.0}
+BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "ema_decay": 0.0,
+        "runtime": {"backend": "tensorflow"}}  # the CPU default, whatever KERAS_BACKEND says
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 
 
@@ -119,7 +123,11 @@ def describe(lever: str) -> str:
 
 
 def run_one(spec: dict[str, Any]) -> None:
-    """Train and evaluate one model x task x lever (in a process of its own: a clean TensorFlow)."""
+    """Train and evaluate one model x task x lever (in a process of its own: a clean TensorFlow, or JAX)."""
+    from facesketch.core import backend
+
+    # before anything imports Keras: the run's runtime.backend (auto: KERAS_BACKEND, else tensorflow)
+    backend.select(spec["params"].get("runtime", {}).get("backend", "auto"))
     from facesketch.core import fileio
     from facesketch.evaluation.evaluate import evaluate
     from facesketch.training.fit import train
