@@ -71,3 +71,41 @@ def test_the_runner_installs_what_the_bundle_carries():
     import importlib.metadata
 
     assert f"pydantic-core=={pins['pydantic-core']}" in importlib.metadata.requires("pydantic")  # an importable pair
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="JAX is not installed")
+def test_the_runner_trains_under_jax_and_its_output_is_scored_back_home(tmp_path, venv_env):
+    """run.py in a process of its own (Keras on JAX), then the scoring in the workspace: the protocol's
+    metrics for the model's predictions, the baselines and a report, the workspace untouched."""
+    import subprocess
+    import sys
+
+    from facesketch.offline.bundle import build
+    from facesketch.offline.results import score
+
+    ws = _workspace(tmp_path / "ws")
+    build(tmp_path / "bundle", workspace=ws, wheels_from=_fake_wheels(tmp_path / "wheels"))
+    out = tmp_path / "out"
+    env = {k: v for k, v in venv_env.items() if k != "KERAS_BACKEND"}
+    res = subprocess.run([sys.executable, str(tmp_path / "bundle/run.py"), "--out", str(out), "--models", "dense",
+                          "--tasks", "f2s", "--epochs", "1", "--batch-size", "4"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "installed from the bundle: nothing" in res.stdout  # this venv has every package
+    assert sorted(p.name for p in out.iterdir()) == ["predictions-f2s.npz", "run.json"]
+    run = json.loads((out / "run.json").read_text())
+    record = run["runs"]["dense-f2s"]
+    assert record["info"]["runtime"]["keras_backend"] == "jax" and record["epochs"] == 1
+    assert record["images_per_s"] > 0 and run["matmul_peak_tflops"]["float32"] > 0
+    with np.load(out / "predictions-f2s.npz") as npz:
+        split = json.loads((ws / "data/split/split.json").read_text())
+        assert npz["ids"].tolist() == split["test"] and npz["dense"].dtype == np.uint8
+
+    before = sorted(p.relative_to(ws) for p in ws.rglob("*"))
+    summaries = score(out, ws)
+    assert 0 < summaries["dense-f2s"]["fsim"] < 1 and summaries["dense-f2s"]["n_images"] == len(split["test"])
+    home = out / "home"
+    assert json.loads((home / "metrics/dense-f2s.json").read_text())["fsim"] == summaries["dense-f2s"]["fsim"]
+    assert (home / "metrics/baselines-f2s.json").exists() and (home / "reports/report.md").exists()
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*")) == before  # nothing written in the workspace

@@ -236,25 +236,26 @@ def test_models_folder_failing_at_the_end_keeps_the_trained_weights(tmp_path, ti
     PermissionError traceback and no checkpoint left; now one line, the trained weights kept as the
     checkpoint, and the next run saves them without training again."""
     import errno
-    import tempfile
+    import os
+    from pathlib import Path
 
     from facesketch.core.fileio import WriteFailed
 
     models = tmp_path / "a" / "models"
-    real_mkdtemp = tempfile.mkdtemp
+    real_mkdir = os.mkdir
 
-    def mkdtemp(*args, **kwargs):
-        if str(kwargs.get("dir")) == str(models):
+    def mkdir(path, *args, **kwargs):  # the OS refusing the model folder's temp sibling (atomic_dir)
+        if Path(path).parent == models and Path(path).name.startswith("."):
             raise PermissionError(errno.EACCES, "Permission denied", str(models))
-        return real_mkdtemp(*args, **kwargs)
+        return real_mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(os, "mkdir", mkdir)
     with pytest.raises(WriteFailed, match=r"cannot write .*a/models: Permission denied \(errno 13, EACCES\); "
                                           r"the trained weights are kept"):
         run_train(tmp_path, tiny_data, epochs=2)
     assert fileio.read_json(tmp_path / "a" / "ckpt" / "conv-f2s" / "state.json")["epochs_done"] == 2
     assert _status(mlflow_store) == ["FAILED"]
-    monkeypatch.setattr(tempfile, "mkdtemp", real_mkdtemp)
+    monkeypatch.setattr(os, "mkdir", real_mkdir)
     info = run_train(tmp_path, tiny_data, epochs=2)
     assert info["resumed_from_epoch"] == 2 and (models / "conv-f2s" / "model.keras").exists()
 
