@@ -2,7 +2,7 @@
 
 For each model in the registry: build it at 256x256 (untrained weights: the
 time does not depend on them), save its inference part and info.json the way
-the train stage does, load it back through facesketch.use.predict, and time
+the train stage does, load it back through facesketch.use.catalog and .predictor, and time
 
 - end to end: ``predict_files`` on N PNG files of 256x256 (read, preprocess,
   batched inference, resize back, encode, atomic write), the CLI's code path;
@@ -76,7 +76,10 @@ def bench_one(name: str, size: int, params: dict, files: list[Path], tmp: Path, 
               repeats: int, trained: bool) -> dict:
     import numpy as np
 
-    from facesketch.use.predict import Predictor, load_entry, predict_files, read_image
+    from facesketch.use.predictor import Predictor
+    from facesketch.use.catalog import load_entry
+    from facesketch.use.predict import predict_files
+    from facesketch.core.images import read_rgb as read_image
 
     t0 = time.perf_counter()
     model_dir, weights = prepare_model(name, size, params, tmp / "models", trained)

@@ -18,12 +18,14 @@ import numpy as np
 
 import facesketch  # noqa: F401  (quiet TensorFlow first)
 from facesketch.core import fileio
-from facesketch.use import predict
+from facesketch.core.images import resize
+from facesketch.use.predictor import Predictor, process_image
+from facesketch.use import catalog
 from facesketch.faces.detect import detect_faces
 
 
 def label(img: np.ndarray, text: str, height: int) -> np.ndarray:
-    img = predict.resize(img, max(1, round(img.shape[1] * height / img.shape[0])), height)
+    img = resize(img, max(1, round(img.shape[1] * height / img.shape[0])), height)
     bar = np.full((22, img.shape[1], 3), 255, np.uint8)
     cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([bar, img], axis=0)
@@ -42,10 +44,10 @@ def main() -> None:
     from skimage import data
 
     picture = data.astronaut()
-    entry, _ = predict.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
-    predictor = predict.Predictor.load(entry, batch_size=1)
-    done = predict.process_image(predictor, picture)
-    squeezed = predict.process_image(predictor, picture, align=False).image
+    entry, _ = catalog.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
+    predictor = Predictor.load(entry, batch_size=1)
+    done = process_image(predictor, picture)
+    squeezed = process_image(predictor, picture, align=False).image
 
     marked = picture.copy()
     for face in detect_faces(picture):

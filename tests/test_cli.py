@@ -201,7 +201,7 @@ def test_read_only_output_folder(trained, tmp_path, capsys):
 
 
 def test_best_model_is_chosen_by_ssim_then_mae(trained, tmp_path, capsys):
-    from facesketch.use.predict import choose_model
+    from facesketch.use.catalog import choose_model
 
     models, metrics = tmp_path / "models", tmp_path / "metrics"
     shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")
@@ -247,7 +247,9 @@ def test_batches_match_the_pipeline_and_never_retrace(trained, tmp_path):
     from facesketch.data.dataset import to_float, to_uint8
     from facesketch.data.preprocess import to_square
     from facesketch.core.images import read_rgb
-    from facesketch.use.predict import Predictor, choose_model, predict_files
+    from facesketch.use.predictor import Predictor
+    from facesketch.use.catalog import choose_model
+    from facesketch.use.predict import predict_files
 
     entry, _ = choose_model("f2s", models_dir=trained["models"], metrics_dir=trained["metrics"])
     predictor = Predictor.load(entry, batch_size=4)
@@ -380,7 +382,7 @@ def test_metrics_of_another_model_file_are_never_shown_or_ranked(trained, tmp_pa
     the sha256 of the model file it scored; every reader refuses scores of another file."""
     from facesketch.core.saved import SCORED_MODEL_KEY, model_sha256
     from facesketch.use.app import Service
-    from facesketch.use.predict import ModelNotFound, choose_model
+    from facesketch.use.catalog import ModelNotFound, choose_model
 
     models, metrics = tmp_path / "models", tmp_path / "metrics"
     shutil.copytree(trained["models"] / "conv-f2s", models / "conv-f2s")

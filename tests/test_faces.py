@@ -9,6 +9,8 @@ import pytest
 from facesketch.core import fileio
 from facesketch.core.errors import FacesketchError
 from facesketch.use import predict
+from facesketch.use.predictor import Predictor
+from facesketch.use import catalog
 from facesketch.use.cli import main
 from facesketch.faces import align, geometry
 from facesketch.core.images import read_rgb
@@ -181,7 +183,7 @@ def test_predict_reads_the_face_geometry_stage_output_beside_the_models(trained,
 
     model_dir = trained["models"] / "conv-f2s"
     assert "face_geometry" not in fileio.read_json(model_dir / "info.json")
-    missing = predict.load_entry(model_dir, trained["metrics"]).face_geometry
+    missing = catalog.load_entry(model_dir, trained["metrics"]).face_geometry
     assert missing.source == "default" and str(trained["root"] / FACE_GEOMETRY_FILE) in missing.note
 
     # the stage on the tiny 32 px training photos: too small to measure, CUHK's, and it says so
@@ -190,13 +192,13 @@ def test_predict_reads_the_face_geometry_stage_output_beside_the_models(trained,
     assert written.source == "default" and "32 px" in written.note and "32 px" in capsys.readouterr().err
     assert fileio.read_json(out)["note"] == written.note
     try:
-        assert predict.load_entry(model_dir, trained["metrics"]).face_geometry == written
+        assert catalog.load_entry(model_dir, trained["metrics"]).face_geometry == written
         own = geometry.FaceGeometry(0.75, ((0.3, 0.4), (0.7, 0.4), (0.5, 0.55), (0.35, 0.7), (0.65, 0.7)), "measured", 9, 8)
         fileio.write_json(out, own.to_info())
-        assert predict.load_entry(model_dir, trained["metrics"]).face_geometry == own
+        assert catalog.load_entry(model_dir, trained["metrics"]).face_geometry == own
         out.write_text("{not json")
         with pytest.raises(FacesketchError, match=f"{out}: cannot be read.*dvc repro face_geometry"):
-            predict.load_entry(model_dir, trained["metrics"]).face_geometry
+            catalog.load_entry(model_dir, trained["metrics"]).face_geometry
     finally:
         out.unlink()  # the other tests align to the default
 
@@ -247,8 +249,8 @@ def test_no_align_keeps_the_whole_picture_squeeze(trained, head, tmp_path):
     blank = write_rgb(tmp_path / "blank.png", np.full((120, 90, 3), 230, np.uint8))
     face = write_rgb(tmp_path / "face.png", head[0])
     assert run(trained, blank, face, "--no-align", "-o", tmp_path / "out") == 0
-    entry = predict.load_entry(trained["models"] / "conv-f2s", trained["metrics"])
-    predictor = predict.Predictor.load(entry)
+    entry = catalog.load_entry(trained["models"] / "conv-f2s", trained["metrics"])
+    predictor = Predictor.load(entry)
     for src in (blank, face):
         expected = predictor.predict([read_rgb(src)], batch_size=2)[0]
         assert np.array_equal(read(tmp_path / "out" / f"{src.stem}_f2s_conv.png"), expected)

@@ -58,9 +58,9 @@ def test_one_resize_rule_for_training_data_and_pictures():
 
     from facesketch.core import images
     from facesketch.data import preprocess
-    from facesketch.use import app, predict
+    from facesketch.use import app, predictor
 
-    assert preprocess.resize is images.resize and predict.resize is images.resize and app.resize is images.resize
+    assert preprocess.resize is images.resize and predictor.resize is images.resize and app.resize is images.resize
     img = np.random.default_rng(0).integers(0, 256, (250, 200, 3), np.uint8)
     assert np.array_equal(images.resize(img, 224, 224), cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA))
     assert np.array_equal(images.resize(img, 256, 256), cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))

@@ -14,7 +14,8 @@ from facesketch.core.errors import DataError, FacesketchError
 
 def test_corrupt_model_file_is_not_called_missing(tmp_path):
     """Before: "cannot load the model (ValueError: File not found: filepath=...)"."""
-    from facesketch.use.predict import Predictor, load_entry
+    from facesketch.use.predictor import Predictor
+    from facesketch.use.catalog import load_entry
 
     folder = tmp_path / "models" / "conv-f2s"
     fileio.write_json(folder / "info.json", {"model": "conv", "task": "f2s", "image_size": 32})
@@ -28,7 +29,7 @@ def test_corrupt_model_file_is_not_called_missing(tmp_path):
 
 def test_unknown_model_name_suggests_no_impossible_stage(tmp_path):
     """Before: `--model nope` -> "train it with `dvc repro train@nope-f2s`", a stage that cannot exist."""
-    from facesketch.use.predict import ModelNotFound, choose_model
+    from facesketch.use.catalog import ModelNotFound, choose_model
 
     with pytest.raises(ModelNotFound) as err:
         choose_model("f2s", "nope", models_dir=tmp_path / "models", metrics_dir=tmp_path / "metrics")

@@ -23,6 +23,8 @@ import numpy as np
 
 from facesketch import TASKS
 from facesketch.use import predict
+from facesketch.use.predictor import Predictor, process_image
+from facesketch.use import catalog
 from facesketch.core.images import read_rgb, resize, upscale_warning
 from facesketch.core import fileio
 from facesketch.core.errors import FacesketchError
@@ -53,13 +55,13 @@ class Service:
         self.models_dir, self.metrics_dir = Path(models_dir), Path(metrics_dir)
         self.max_bytes = int(max_upload_mb) * 1024 * 1024
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="facesketch-serve-"))
-        self._predictors: dict[str, predict.Predictor] = {}
+        self._predictors: dict[str, Predictor] = {}
         self._lock = threading.Lock()  # one model load and one inference at a time (2 cores)
 
     def models(self, task: str) -> list[str]:
         """The task's trained models, best first (by the same rule as predict's default)."""
-        entries = predict.list_models(self.models_dir, self.metrics_dir, task, warn=lambda m: None)
-        best = predict.best_model(entries)
+        entries = catalog.list_models(self.models_dir, self.metrics_dir, task, warn=lambda m: None)
+        best = catalog.best_model(entries)
         return [e.model for e in sorted(entries, key=lambda e: (e is not best, e.ssim is None,
                                                                  -(e.ssim or 0), e.name))]
 
@@ -67,7 +69,7 @@ class Service:
         if not model:
             return f"No trained {task} model in `{self.models_dir}/`: run `dvc repro` first."
         try:
-            entry, _ = predict.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
+            entry, _ = catalog.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
         except FacesketchError as exc:
             return f"**{exc}**"
         s = entry.summary()
@@ -88,10 +90,10 @@ class Service:
         where = f"test split{f', {n} images' if n else ''}, from `{entry.metrics_file}`"
         return f"{head}  \nBenchmark ({where}):\n\n{table}"
 
-    def predictor(self, task: str, model: str) -> predict.Predictor:
-        entry, _ = predict.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
+    def predictor(self, task: str, model: str) -> Predictor:
+        entry, _ = catalog.choose_model(task, model, models_dir=self.models_dir, metrics_dir=self.metrics_dir)
         if entry.name not in self._predictors:
-            self._predictors[entry.name] = predict.Predictor.load(entry, batch_size=1)
+            self._predictors[entry.name] = Predictor.load(entry, batch_size=1)
         return self._predictors[entry.name]
 
     def check_upload(self, path: str | os.PathLike | None) -> np.ndarray:
@@ -121,7 +123,7 @@ class Service:
             name = Path(path).stem
             with self._lock:
                 predictor = self.predictor(task, model)
-                done = predict.process_image(predictor, image, align=mode != "none")
+                done = process_image(predictor, image, align=mode != "none")
         except FacesketchError as exc:
             return PageResult(f"Error: {str(exc).replace('the picture', Path(path).name if path else 'the picture')}")
         entry = predictor.entry

@@ -44,8 +44,10 @@ def _note(msg: str, quiet: bool = False) -> None:
 
 def cmd_predict(ns: argparse.Namespace) -> int:
     from facesketch.use import predict
+    from facesketch.use.predictor import Predictor
+    from facesketch.use import catalog
 
-    entry, why = predict.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
+    entry, why = catalog.choose_model(ns.task, ns.model, models_dir=ns.models_dir, metrics_dir=ns.metrics_dir)
     out_dir = Path(ns.output)
     inputs = predict.collect_inputs(ns.inputs, recursive=ns.recursive, exclude=out_dir)
     for problem in inputs.problems:
@@ -57,8 +59,8 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     files, unreadable = predict.skip_unreadable(inputs.files, report=_err)
     if not files:
         raise FacesketchError("none of the inputs is a readable image (see above); nothing written")
-    _note(f"using {predict.describe(entry)}: {why}", ns.quiet)
-    predictor = predict.Predictor.load(entry, ns.batch_size)
+    _note(f"using {catalog.describe(entry)}: {why}", ns.quiet)
+    predictor = Predictor.load(entry, ns.batch_size)
     align = None if ns.align == "none" else (ns.align or predict.default_align(ns.task))
     if align == "paste" and ns.size == "native":
         raise FacesketchError("--size native goes with --crop or --no-align: a pasted face keeps the picture's size")
@@ -103,17 +105,17 @@ def table(rows: list[list[str]], right: set[int]) -> str:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    from facesketch.use import predict
+    from facesketch.use import catalog
 
-    entries = predict.list_models(ns.models_dir, ns.metrics_dir, ns.task)
+    entries = catalog.list_models(ns.models_dir, ns.metrics_dir, ns.task)
     if ns.json:
-        print(predict.as_json(entries))
+        print(catalog.as_json(entries))
         return 0
     if not entries:
         what = f"{ns.task} models" if ns.task else "models"
         print(f"no trained {what} in {ns.models_dir}/; run `dvc repro` (or `facesketch demo`) to train them")
         return 0
-    best = {t: predict.best_model([e for e in entries if e.task == t]) for t in TASKS}
+    best = {t: catalog.best_model([e for e in entries if e.task == t]) for t in TASKS}
     head = ["name", "task", "size", "epochs", "optimizer", "loss", "params", "MAE", "PSNR", "SSIM", "best"]
     rows = [head]
     for e in entries:

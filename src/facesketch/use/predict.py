@@ -1,4 +1,6 @@
-"""Running a trained model on the user's own images (``facesketch predict``).
+"""The ``facesketch predict`` command: which pictures, where their outputs go, in which format.
+The model on disk and its choice: :mod:`facesketch.use.catalog`; running it on pictures and faces:
+:mod:`facesketch.use.predictor`.
 
 An input is prepared exactly as the pipeline prepares its data: read by the
 same reader (:mod:`facesketch.core.images`: RGB uint8, transparent pixels laid on
@@ -27,8 +29,6 @@ never chosen by default; name it with ``--model``.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
 import sys
@@ -36,213 +36,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
-from facesketch import TASKS
 from facesketch.core import fileio
-from facesketch.core import layout
 from facesketch.core.errors import DataError, FacesketchError
-from facesketch.core.images import read_rgb, resize, upscale_warning
-from facesketch.core.layout import INFO_FILE, METRICS_DIR, MODEL_FILE, MODELS_DIR
+from facesketch.core.images import read_rgb, upscale_warning
+from facesketch.use.predictor import Predictor, find_faces, no_face_message
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg"}
 ALIGN_MODES = ("paste", "crop")
-DEFAULT_BATCH = 8
-SSIM_DECIMALS = 4
-
-
-class ModelNotFound(FacesketchError):
-    """No usable model for the request."""
-
-
-# --- the models on disk ------------------------------------------------------------------------
-
-
-@dataclass
-class ModelEntry:
-    """One trained model in ``models/``, with its metrics when they exist."""
-
-    name: str                     # "conv-f2s"
-    model: str                    # "conv"
-    task: str                     # "f2s"
-    path: Path                    # models/conv-f2s
-    info: dict[str, Any]
-    metrics: dict[str, Any] | None = None
-    metrics_file: Path | None = None
-    stale: str | None = None      # why metrics/<name>.json is not used: it scored another model file
-
-    @property
-    def image_size(self) -> int:
-        return int(self.info["image_size"])
-
-    @property
-    def face_geometry(self):
-        """Where the model's training faces had their landmarks (facesketch.faces.geometry.FaceGeometry):
-        the face_geometry stage's output beside the models folder (see facesketch.faces.geometry.for_model)."""
-        from facesketch.faces.geometry import for_model
-
-        try:
-            return for_model(self.path, self.info)
-        except ValueError as exc:
-            raise FacesketchError(f"{exc}; run `dvc repro face_geometry`, or use --no-align") from None
-
-    @property
-    def ssim(self) -> float | None:
-        return _finite((self.metrics or {}).get("ssim"))
-
-    def rank_key(self) -> tuple:
-        """Sort key, best first (see the module doc)."""
-        m = self.metrics or {}
-        mae, psnr = _finite(m.get("mae")), _finite(m.get("psnr"))
-        return (-round(self.ssim, SSIM_DECIMALS),
-                mae if mae is not None else math.inf,
-                -psnr if psnr is not None else math.inf,
-                int(self.info.get("predictor_parameters") or self.info.get("parameters") or 0),
-                self.name)
-
-    def summary(self) -> dict[str, Any]:
-        training = self.info.get("training") or {}
-        m = self.metrics or {}
-        return {
-            "name": self.name, "model": self.model, "task": self.task, "path": str(self.path),
-            "image_size": self.info.get("image_size"), "epochs": self.info.get("epochs"),
-            "optimizer": training.get("optimizer"), "loss": training.get("loss"),
-            "learning_rate": training.get("learning_rate"),
-            "parameters": self.info.get("parameters"),
-            "predictor_parameters": self.info.get("predictor_parameters", self.info.get("parameters")),
-            "mae": _finite(m.get("mae")), "psnr": _finite(m.get("psnr")), "ssim": _finite(m.get("ssim")),
-            # SSIM rank-1: "ssim_rank1" since #26, "rank1" since the benchmark protocol, "accuracy" before
-            "fsim": _finite(m.get("fsim")),
-            "accuracy": _finite(m.get("ssim_rank1", m.get("rank1", m.get("accuracy")))),
-            "metrics_file": str(self.metrics_file) if self.metrics_file else None,
-            "metrics_stale": self.stale,
-        }
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = fileio.read_json(path)
-    except FileNotFoundError:
-        raise FacesketchError(f"{path}: not found ({what})") from None
-    except (OSError, ValueError) as exc:
-        raise FacesketchError(f"{path}: cannot read {what} ({exc})") from None
-    if not isinstance(data, dict):
-        raise FacesketchError(f"{path}: expected a JSON object ({what})")
-    return data
-
-
-def load_entry(model_dir: Path, metrics_dir: Path = METRICS_DIR) -> ModelEntry:
-    """The model saved in ``model_dir`` (``models/<model>-<task>``) and its metrics, if any."""
-    model_dir = Path(model_dir)
-    info = _read_json(model_dir / INFO_FILE, "the model's info")
-    missing = [k for k in ("model", "task", "image_size") if k not in info]
-    if missing:
-        raise FacesketchError(f"{model_dir / INFO_FILE}: lacks {', '.join(missing)}; retrain with `dvc repro`")
-    name = model_dir.name
-    metrics_file = layout.metrics_file(name, metrics_dir)
-    metrics, stale = None, None
-    if metrics_file.exists():
-        try:
-            metrics = _read_json(metrics_file, "metrics")
-        except FacesketchError as exc:
-            print(f"warning: {exc}; ignoring it", file=sys.stderr)
-    if metrics is not None:
-        from facesketch.core.saved import metrics_mismatch
-
-        stale = metrics_mismatch(metrics, model_dir, metrics_file)
-        if stale:  # another model's scores: never shown or ranked as this one's
-            metrics = None
-    return ModelEntry(name, str(info["model"]), str(info["task"]), model_dir, info, metrics,
-                      metrics_file if metrics is not None else None, stale)
-
-
-def list_models(models_dir: Path = MODELS_DIR, metrics_dir: Path = METRICS_DIR, task: str | None = None,
-                warn: Callable[[str], None] | None = None) -> list[ModelEntry]:
-    """Every trained model under ``models_dir`` (sorted by task, then name); unreadable ones are warned about."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        return []
-    entries = []
-    for d in sorted(models_dir.iterdir()):
-        if d.name.startswith(".") or not d.is_dir() or not (d / INFO_FILE).exists():
-            continue  # temporary folders of an interrupted save, or not a model
-        try:
-            entry = load_entry(d, metrics_dir)
-        except FacesketchError as exc:
-            (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(f"{exc}; skipped")
-            continue
-        if task is None or entry.task == task:
-            entries.append(entry)
-    return sorted(entries, key=lambda e: (e.task, e.name))
-
-
-def best_model(entries: Iterable[ModelEntry]) -> ModelEntry | None:
-    ranked = sorted((e for e in entries if e.ssim is not None), key=ModelEntry.rank_key)
-    return ranked[0] if ranked else None
-
-
-def choose_model(task: str, model: str | None = None, *, models_dir: Path = MODELS_DIR,
-                 metrics_dir: Path = METRICS_DIR) -> tuple[ModelEntry, str]:
-    """(the model to use, why it was chosen): ``model`` if given, else the best by metrics."""
-    if task not in TASKS:
-        raise FacesketchError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
-    models_dir, metrics_dir = Path(models_dir), Path(metrics_dir)
-    if model:
-        name = model if model.endswith(f"-{task}") else layout.run_name(model, task)
-        other = next((t for t in TASKS if t != task and model.endswith(f"-{t}")), None)
-        if other:
-            raise ModelNotFound(f"model {model!r} is trained for task {other}, not {task}; "
-                                f"use --model {model[: -len(other) - 1]} or --task {other}")
-        model_dir = layout.model_dir(name, models_dir)
-        if not (model_dir / INFO_FILE).exists() or not (model_dir / MODEL_FILE).exists():
-            from facesketch.models import REGISTRY  # names only: no TensorFlow
-
-            trained = [e.name for e in list_models(models_dir, metrics_dir, task, warn=lambda m: None)]
-            hint = (f"trained {task} models there: {', '.join(trained)}" if trained
-                    else f"no {task} model is trained there")
-            base = name[: -len(task) - 1]
-            if base not in REGISTRY:  # no stage train@<it> can exist: do not suggest one
-                raise ModelNotFound(f"unknown model {base!r} ({hint}); the models are: {', '.join(REGISTRY)} "
-                                    f"(see `facesketch models`)")
-            raise ModelNotFound(f"model {name!r} not found: {model_dir}/ has no {MODEL_FILE} and {INFO_FILE} "
-                                f"({hint}); train it with `dvc repro train@{name}` (with {base} in params.yaml: "
-                                f"models) or see `facesketch models`")
-        entry = load_entry(model_dir, metrics_dir)
-        if entry.task != task:
-            raise ModelNotFound(f"{model_dir / INFO_FILE}: the model is for task {entry.task}, not {task}")
-        return entry, "named with --model"
-
-    entries = list_models(models_dir, metrics_dir, task)
-    if not entries:
-        raise ModelNotFound(f"no trained {task} model in {models_dir}/; run `dvc repro` (or `facesketch demo`) "
-                            f"to train one, or pass --models-dir")
-    best = best_model(entries)
-    if best is None:
-        names = ", ".join(e.name for e in entries)
-        stale = "; ".join(e.stale for e in entries if e.stale)
-        raise ModelNotFound(f"no metrics for the {task} models in {models_dir}/ ({names}): "
-                            f"{metrics_dir}/<model>-{task}.json missing, without SSIM or stale, so there is no best "
-                            f"one; pass --model NAME, or run `dvc repro` to evaluate them"
-                            + (f" ({stale})" if stale else ""))
-    unscored = [e.name for e in entries if e.ssim is None and not e.stale]
-    stale = [e.name for e in entries if e.stale]
-    why = f"best {task} model by SSIM {best.ssim:.4f} in {best.metrics_file}"
-    if unscored:
-        why += f"; not ranked, no metrics: {', '.join(unscored)}"
-    if stale:
-        why += f"; not ranked, stale metrics (they scored another model file): {', '.join(stale)}"
-    return best, why
 
 
 # --- reading and writing images ----------------------------------------------------------------
@@ -353,113 +158,6 @@ def check_output_dir(out_dir: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise FacesketchError(f"output folder {out_dir}: cannot be written ({reason})") from None
-
-
-# --- the model ---------------------------------------------------------------------------------
-
-
-class Predictor:
-    """A loaded model that maps uint8 RGB images of any size to uint8 RGB outputs."""
-
-    def __init__(self, entry: ModelEntry, model: Any, batch_size: int = DEFAULT_BATCH):
-        self.entry, self.model = entry, model
-        self.size = entry.image_size
-        self.batch_size = max(1, int(batch_size))
-        shape = tuple(getattr(model, "input_shape", ()) or ())
-        if len(shape) == 4 and shape[1:3] != (self.size, self.size) and None not in shape[1:3]:
-            raise FacesketchError(f"{entry.path}: model input is {shape[1]}x{shape[2]} but info.json says "
-                                  f"image_size {self.size}; retrain it with `dvc repro`")
-
-    @classmethod
-    def load(cls, entry: ModelEntry, batch_size: int = DEFAULT_BATCH) -> "Predictor":
-        from facesketch.core.saved import load_predictor
-
-        file = entry.path / MODEL_FILE
-        if not file.exists():
-            raise ModelNotFound(f"{file}: not found; train the model with `dvc repro train@{entry.name}`")
-        try:
-            model = load_predictor(entry.path)
-        except FacesketchError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a damaged or incompatible file: say which
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise FacesketchError(f"{file}: cannot load the model ({type(exc).__name__}: {first})") from None
-        return cls(entry, model, batch_size)
-
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        """The pipeline's preprocessing: square resize to image_size, floats in [0, 1]."""
-        from facesketch.data.dataset import to_float
-        from facesketch.data.preprocess import to_square
-
-        return to_float(to_square(image, self.size))
-
-    def run_batch(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Float N x S x S x 3 -> uint8 outputs, in batches of ``batch_size`` (default: the
-        predictor's, or N if fewer); the last one is padded, so every call has one shape."""
-        from facesketch.data.dataset import to_uint8
-
-        n = len(batch)
-        b = int(batch_size) if batch_size else min(self.batch_size, max(1, n))
-        outs = []
-        for start in range(0, n, b):
-            chunk = batch[start:start + b]
-            if len(chunk) < b:
-                pad = np.zeros((b - len(chunk), *chunk.shape[1:]), np.float32)
-                chunk = np.concatenate([chunk, pad])
-            pred = self.model.predict_on_batch(chunk)
-            outs.append(to_uint8(np.asarray(pred, np.float32)[: min(b, n - start)]))
-        return np.concatenate(outs) if outs else np.empty((0, self.size, self.size, 3), np.uint8)
-
-    def predict(self, images: list[np.ndarray], native: bool = False,
-                batch_size: int | None = None) -> list[np.ndarray]:
-        """uint8 RGB images (any sizes) -> uint8 RGB outputs at each input's size (or S x S: ``native``)."""
-        if not images:
-            return []
-        raw = self.run_batch(np.stack([self.prepare(im) for im in images]), batch_size)
-        if native:
-            return list(raw)
-        return [resize(out, im.shape[1], im.shape[0]) for out, im in zip(raw, images)]
-
-
-# --- faces in ordinary pictures ----------------------------------------------------------------
-
-
-def no_face_message(path: Path | str) -> str:
-    return (f"{path}: no face found (a frontal face at least 20 px across is needed; "
-            f"for an already aligned face use --no-align)")
-
-
-def find_faces(image: np.ndarray, geometry: Any, min_height: int) -> list:
-    """Every face in ``image``, left to right, aligned to ``geometry`` (facesketch.faces.align.AlignedFace),
-    each crop at least ``min_height`` tall."""
-    from facesketch.faces.align import align, crop_height
-    from facesketch.faces.detect import detect_faces
-
-    return [align(image, f, geometry, crop_height(f, geometry, min_height)) for f in detect_faces(image)]
-
-
-@dataclass
-class Processed:
-    """One picture through the model: its aligned faces, the model's output for each (at the crop's
-    size), and the picture with them pasted back (or, without alignment, the whole output)."""
-
-    faces: list
-    outputs: list[np.ndarray]
-    image: np.ndarray
-
-
-def process_image(predictor: "Predictor", image: np.ndarray, *, align: bool = True) -> Processed:
-    """Run ``predictor`` on one picture (the web page's path; ``predict_files`` batches many).
-    Raises DataError when alignment finds no face."""
-    if not align:
-        return Processed([], [], predictor.predict([image], batch_size=1)[0])
-    from facesketch.faces.align import paste
-
-    faces = find_faces(image, predictor.entry.face_geometry, predictor.size)
-    if not faces:
-        raise DataError(no_face_message("the picture"))
-    outputs = predictor.predict([f.crop for f in faces], batch_size=1)
-    return Processed(faces, outputs, paste(image, faces, outputs))
 
 
 # --- the predict command -----------------------------------------------------------------------
@@ -578,16 +276,3 @@ def predict_files(predictor: Predictor, files: list[Path], out_dir: Path, *, fmt
     result.seconds = time.perf_counter() - t0
     return result
 
-
-def describe(entry: ModelEntry) -> str:
-    s = entry.summary()
-    bits = [f"{s['model']}", f"{s['image_size']}px"]
-    if s.get("epochs"):
-        bits.append(f"{s['epochs']} epoch{'s' * (s['epochs'] != 1)}")
-    return f"{entry.name} ({', '.join(bits)})"
-
-
-def as_json(entries: list[ModelEntry]) -> str:
-    best = {t: best_model([e for e in entries if e.task == t]) for t in TASKS}
-    rows = [{**e.summary(), "best": best.get(e.task) is e} for e in entries]
-    return json.dumps(rows, indent=2)
