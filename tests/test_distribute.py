@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent("""
     info = train({model!r}, "f2s", params, processed_file={processed!r}, split_file={split!r},
                  models_dir={out!r} + "/models", history_dir={out!r} + "/history",
                  checkpoint_root={out!r} + "/ckpt", verbose=0)
-    print("INFO " + json.dumps({{"runtime": info["runtime"], "final": info["final"]}}))
+    print("INFO " + json.dumps({{"runtime": info["runtime"], "final": info["final"],
+                                "weights_sha256": info["weights_sha256"]}}))
 """)
 
 
@@ -121,3 +122,34 @@ def test_one_epoch_with_two_workers_on_loopback(tmp_path, tiny_data, venv_env):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_one_epoch_data_parallel_in_two_jax_processes_on_loopback(tmp_path, tiny_data, venv_env):
+    """Two JAX processes (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, as TF_CONFIG for
+    TensorFlow) train one model: each feeds its half of every batch, gradients are all-reduced (gloo on
+    CPU), both end with the same weights, and only process 0 writes the model, history and MLflow run."""
+    venv_env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    coordinator = f"127.0.0.1:{_free_ports(1)[0]}"
+    procs = []
+    for index in range(2):
+        env = {**venv_env, "KERAS_BACKEND": "jax", "JAX_COORDINATOR_ADDRESS": coordinator, "JAX_NUM_PROCESSES": "2",
+               "JAX_PROCESS_ID": str(index)}
+        procs.append(subprocess.Popen([sys.executable, "-c", _script(tiny_data, tmp_path, "conv_bn", "auto")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    infos = [_info(out) for out, _ in outs]
+    assert [i["runtime"]["replicas"] for i in infos] == [2, 2]  # one device per process, one mesh
+    assert infos[0]["weights_sha256"] == infos[1]["weights_sha256"]  # identical weights after the epoch
+    assert infos[0]["final"]["loss"] > 0
+    written = fileio.read_json(tmp_path / "models" / "conv_bn-f2s" / "info.json")
+    assert written["weights_sha256"] == infos[0]["weights_sha256"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["conv_bn-f2s"]
+    assert sorted(p.name for p in (tmp_path / "history").iterdir()) == ["conv_bn-f2s.csv"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(venv_env["MLFLOW_TRACKING_URI"])
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1  # process 1 logged nothing

@@ -54,3 +54,28 @@ def test_fit_starts_a_new_order_every_epoch():
     seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: orders.append(tuple(ds.order)))
     model.fit(ds, steps_per_epoch=len(ds), epochs=3, verbose=0, callbacks=[seen])
     assert len(set(orders)) == 3 and all(sorted(o) == list(range(8)) for o in orders)
+
+
+def test_the_processes_of_a_jax_cluster_feed_halves_of_the_one_process_batch():
+    """process=(p, P): every process draws the same order and augmentation and feeds its own part;
+    the parts side by side are exactly the batch one process would feed."""
+    import numpy as np
+
+    from facesketch.training.inputs import array_batches
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (12, 8, 8, 3), np.uint8)
+    y = rng.integers(0, 256, (12, 8, 8, 3), np.uint8)
+    kw = dict(shuffle_seed=3, replicas=2, augment={"jitter": 0.25, "flip": True})
+    whole = array_batches(x, y, 4, **kw)
+    parts = [array_batches(x, y, 4, process=(p, 2), **kw) for p in (0, 1)]
+    assert len(whole) == len(parts[0]) == 3
+    for epoch in range(2):
+        for i in range(len(whole)):
+            wx, wy = whole[i]
+            (ax, ay), (bx, by) = parts[0][i], parts[1][i]
+            assert ax.shape[0] == bx.shape[0] == 2
+            np.testing.assert_array_equal(np.concatenate([ax, bx]), wx)
+            np.testing.assert_array_equal(np.concatenate([ay, by]), wy)
+        for d in (whole, *parts):
+            d.on_epoch_end()

@@ -111,10 +111,43 @@ def cluster_workers() -> int:
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
+# Several JAX processes (hosts, or processes on one host) training one model, from the environment
+# as TF_CONFIG is for TensorFlow: JAX_COORDINATOR_ADDRESS (host:port of process 0),
+# JAX_NUM_PROCESSES and JAX_PROCESS_ID (0 .. N-1).
+JAX_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def jax_processes() -> tuple[int, int]:
+    """(this process's id, the number of processes) of a JAX cluster; (0, 1) without one."""
+    if name() != "jax" or not os.environ.get("JAX_NUM_PROCESSES"):
+        return 0, 1
+    from facesketch.core.errors import ParamError
+
+    try:
+        count, index = int(os.environ["JAX_NUM_PROCESSES"]), int(os.environ.get("JAX_PROCESS_ID", ""))
+    except ValueError:
+        raise ParamError(f"{', '.join(JAX_CLUSTER_ENV)}: JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers; "
+                         f"got {os.environ.get('JAX_NUM_PROCESSES')!r}, {os.environ.get('JAX_PROCESS_ID')!r}") from None
+    if count > 1 and not (0 <= index < count and os.environ.get("JAX_COORDINATOR_ADDRESS")):
+        raise ParamError(f"JAX_PROCESS_ID={index} must be in 0..{count - 1}, and JAX_COORDINATOR_ADDRESS "
+                         "(host:port of process 0) set, for a cluster of JAX_NUM_PROCESSES processes")
+    return (index, count) if count > 1 else (0, 1)
+
+
 def init(seed: int | None = None) -> None:
-    """Import and initialise TensorFlow once (nothing under JAX); seed every RNG when ``seed`` is given."""
+    """Import and initialise TensorFlow once (under JAX: join the cluster the environment names, if
+    any); seed every RNG when ``seed`` is given."""
     global _READY, _STRATEGY
     if not _READY and name() == "jax":
+        index, count = jax_processes()
+        if count > 1:  # before any JAX computation: the processes' devices form one mesh
+            import jax
+            import keras
+
+            # CPU all-reduce across processes (GPUs use NCCL); asking which platform would start XLA too early
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            keras.distribution.initialize(job_addresses=os.environ["JAX_COORDINATOR_ADDRESS"],
+                                          num_processes=count, process_id=index)
         _READY = True  # JAX initialises its devices on first use; TensorFlow is not needed to train
     if not _READY:
         with _quiet_fd2():
@@ -175,7 +208,10 @@ def strategy(kind: str = "auto"):
 
 
 def is_chief() -> bool:
-    """Whether this process writes outputs: always, except the non-chief workers of a TF_CONFIG cluster."""
+    """Whether this process writes outputs: always, except the non-chief workers of a TF_CONFIG cluster
+    and the JAX processes other than process 0."""
+    if name() == "jax":
+        return jax_processes()[0] == 0
     if cluster_workers() <= 1:
         return True
     task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
@@ -185,7 +221,9 @@ def is_chief() -> bool:
 
 
 def task_index() -> int:
-    """This process's index in TF_CONFIG's cluster (0 without one)."""
+    """This process's index in TF_CONFIG's or the JAX cluster (0 without one)."""
+    if name() == "jax":
+        return jax_processes()[0]
     if not os.environ.get("TF_CONFIG"):
         return 0
     return int(json.loads(os.environ["TF_CONFIG"]).get("task", {}).get("index", 0))
@@ -207,7 +245,15 @@ def _jax_strategy(kind: str):
         return _STRATEGY
     import jax
 
-    devices = jax.devices()
+    devices = jax.devices()  # every process's devices in a JAX cluster
+    if jax_processes()[1] > 1:  # a cluster trains data-parallel over all its devices, whatever ``kind``
+        import keras
+
+        # each process feeds its own share of every batch (inputs.ArrayBatches(process=...))
+        distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        keras.distribution.set_distribution(distribution)
+        _STRATEGY = _JaxDataParallel(distribution, len(devices))
+        return _STRATEGY
     if len(devices) > 1 and (kind == "mirrored" or (kind == "auto" and devices[0].platform == "gpu")):
         import keras
 

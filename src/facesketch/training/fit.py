@@ -10,6 +10,7 @@ fingerprint differs from the current run is stale and is discarded.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -17,6 +18,8 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from facesketch.training import estimate
 from facesketch.core import fileio
@@ -36,6 +39,14 @@ from facesketch.training.checkpoints import epoch_checkpoint_class as _epoch_che
 from facesketch.training.checkpoints import optimizers as _optimizers  # noqa: F401
 from facesketch.training.factories import compile_model, make_loss, make_optimizer  # noqa: F401
 from facesketch.training.inputs import make_dataset, training_inputs, validation_inputs  # noqa: F401
+
+
+def weights_digest(model) -> str:
+    """sha256 of a model's weights, in order, as raw bytes."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
 
 
 def history_csv(rows: list[dict]) -> str:
@@ -110,9 +121,13 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
     replicas = strategy.num_replicas_in_sync
     if len(train_set.ids) < replicas:
         raise DataError(f"{split_file}: {len(train_set.ids)} training pairs cannot feed {replicas} replicas")
+    # one of several JAX processes: this process feeds its share of every global batch
+    cluster = {"process": backend.jax_processes()} if backend.jax_processes()[1] > 1 else {}
     train_data = training_inputs(backend_name, train_set.inputs, train_set.targets, training["batch_size"],
-                                 shuffle_seed=training["seed"], replicas=replicas, augment=training["augment"])
-    val_data = (validation_inputs(backend_name, val_set.inputs, val_set.targets, training["batch_size"], replicas)
+                                 shuffle_seed=training["seed"], replicas=replicas, augment=training["augment"],
+                                 **cluster)
+    val_data = (validation_inputs(backend_name, val_set.inputs, val_set.targets, training["batch_size"], replicas,
+                                  **cluster)
                 if len(val_set.ids) >= replicas and val_set.ids else None)
 
     name = run_name(model_name, task)
@@ -192,7 +207,15 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
                                                                              "replicas": strategy.num_replicas_in_sync},
         "config": cfg, "mlflow_run_id": tracker.run_id, "n_train": len(train_set.ids), "n_val": len(val_set.ids),
         "final": history[-1] if history else {},
+        # the saved predictor's exact weights: equal on every process of a cluster, and across runs
+        "weights_sha256": weights_digest(predictor),
     }
+    if backend.jax_processes()[1] > 1:
+        import keras
+
+        # training is over: Keras' saving creates variables (a blank optimizer), which under the cluster's
+        # distribution would wait for a collective the other processes never join
+        keras.distribution.set_distribution(None)
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return info

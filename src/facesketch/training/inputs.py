@@ -90,11 +90,16 @@ def _array_batches_class():
         pair and epoch, enlarged by ``jitter`` (bilinear), cropped back at a random place, mirrored
         with probability 1/2 when ``flip``, input and target alike. With several ``replicas`` a
         smaller last batch is dropped, as in ``make_dataset``.
+
+        ``process=(p, P)``, one of P JAX processes training together: every process draws the same
+        order and augmentation (same seeds) and feeds its own contiguous P-th of each global batch,
+        so the P local batches together are exactly the one-process batch.
         """
 
         def __init__(self, inputs, targets, batch_size: int, *, shuffle_seed: int | None = None, replicas: int = 1,
-                     augment: dict[str, Any] | None = None):
+                     augment: dict[str, Any] | None = None, process: tuple[int, int] = (0, 1)):
             super().__init__()
+            self.process, self.processes = process
             self.inputs, self.targets = np.asarray(inputs), np.asarray(targets)
             self.batch = batch_size_for(len(self.inputs), batch_size, replicas)
             self.drop_remainder = replicas > 1
@@ -126,6 +131,9 @@ def _array_batches_class():
                 for i in range(len(rows)):
                     x[i], y[i] = jitter_and_flip_np(x[i], y[i], rng, self.augment.get("jitter", 0.0),
                                                     bool(self.augment.get("flip")))
+            if self.processes > 1:  # this process's share of the global batch
+                share = len(rows) // self.processes
+                x, y = (a[self.process * share:(self.process + 1) * share] for a in (x, y))
             return x, y
 
     return ArrayBatches
@@ -163,8 +171,8 @@ def training_inputs(backend_name: str, inputs, targets, batch_size: int, **kwarg
     return array_batches(inputs, targets, batch_size, **kwargs)
 
 
-def validation_inputs(backend_name: str, inputs, targets, batch_size: int, replicas: int = 1):
-    """The validation pairs in order, unaugmented, for ``backend_name``."""
+def validation_inputs(backend_name: str, inputs, targets, batch_size: int, replicas: int = 1, **kwargs):
+    """The validation pairs in order, unaugmented, for ``backend_name`` (``process``: ArrayBatches')."""
     if backend_name == "tensorflow":
         return make_dataset(inputs, targets, batch_size, replicas=replicas)
-    return array_batches(inputs, targets, batch_size, replicas=replicas)
+    return array_batches(inputs, targets, batch_size, replicas=replicas, **kwargs)
