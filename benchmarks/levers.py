@@ -64,6 +64,9 @@ LEVERS: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {
     "vae_small": ("half the widths (vae filters 16..128)", ("vae",), {"vae": {"filters": [16, 32, 64, 128, 128]}}),
     "ssim_half": ("+ 0.5 x (1 - SSIM) beside L1", None, {"ssim_weight": 0.5}),
     "ssim_2": ("+ 2.0 x (1 - SSIM) beside L1", None, {"ssim_weight": 2.0}),
+    "edge": ("+ 1.0 x the gradient-magnitude difference beside L1 (FSIM's Scharr operator)", None,
+             {"edge_weight": 1.0}),
+    "edge_half": ("+ 0.5 x the gradient-magnitude difference beside L1", None, {"edge_weight": 0.5}),
     "l1_50": ("lambda_l1 50 (GAN weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 50.0}}),
     "l1_200": ("lambda_l1 200 (L1 weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 200.0}}),
     "batchnorm": ("batch normalisation instead of instance", ("unet_gan",), {"unet_gan": {"norm": "batch"}}),
@@ -82,7 +85,8 @@ TEST_TIME: dict[str, tuple[str, dict[str, bool]]] = {
     "bilateral": ("bilateral post-filter on the outputs (as Face-Sketch-Wild)", {"bilateral": True}),
 }
 # what the base run switches off (params.yaml's defaults are the study's; these make sure)
-BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "ema_decay": 0.0,
+BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "edge_weight": 0.0,
+        "ema_decay": 0.0,
         "runtime": {"backend": "tensorflow"}}  # the CPU default, whatever KERAS_BACKEND says
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 

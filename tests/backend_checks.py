@@ -158,6 +158,17 @@ def ssim_values(out: Path) -> dict:
     return result
 
 
+def edge_values(out: Path) -> dict:
+    """``losses.edge_difference`` (keras.ops) on the SSIM check's pairs."""
+    from keras import ops
+
+    from facesketch.training import losses
+
+    return {name: np.asarray(ops.convert_to_numpy(losses.edge_difference(ops.convert_to_tensor(a),
+                                                                         ops.convert_to_tensor(b)))).tolist()
+            for name, (a, b) in ssim_pairs().items()}
+
+
 def gan_step(out: Path) -> dict:
     """One pix2pix training step with plain SGD(1): the weight changes are the two players' gradients.
     Both backends start from the weights and batch in gan_start.npz (the first run writes it)."""
@@ -223,6 +234,7 @@ def main() -> None:
         result["fit"] = {name: fit_losses(name) for name in ("dense", "conv", "conv_bn", "vae", "unet_gan")}
         result["ema"] = ema()
         result["ssim"] = ssim_values(out)
+        result["edge"] = edge_values(out)
         result["gan_step"] = gan_step(out)
         save_predictors(out)
     other = "jax" if backend.name() == "tensorflow" else "tensorflow"

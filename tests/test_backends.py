@@ -139,6 +139,35 @@ def test_ssim_in_keras_ops_equals_tf_image_ssim(legs, backend):
     assert max(tf_ssim["photos"]["tf"]) < 0.95  # the pairs differ: a real comparison
 
 
+def _edge_float64(a, b):
+    """The edge term in float64 with SciPy: FeatureSIM.m's Scharr kernels / 16 on the luminance, valid part."""
+    from scipy.signal import correlate2d
+
+    kx = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]], np.float64) / 16
+
+    def magnitude(img):
+        luma = np.float64(img) @ np.array([0.299, 0.587, 0.114])
+        gx, gy = correlate2d(luma, kx, mode="valid"), correlate2d(luma, kx.T, mode="valid")
+        return np.sqrt(gx ** 2 + gy ** 2 + 1e-8)
+
+    return np.array([np.abs(magnitude(x) - magnitude(y)).mean() for x, y in zip(a, b)])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_edge_term_equals_its_float64_reference(legs, backend):
+    """The gradient-magnitude loss term (keras.ops) is the same number under both backends as
+    SciPy's float64 correlation of FSIM's Scharr kernels gives."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from backend_checks import ssim_pairs
+
+    for name, (a, b) in ssim_pairs().items():
+        exact = _edge_float64(a, b)
+        assert exact.min() > 0.01, name  # the pairs differ: a real comparison
+        np.testing.assert_allclose(_leg(legs, backend)["edge"][name], exact, rtol=1e-4, atol=1e-6)
+
+
 @needs_jax
 def test_one_gan_step_has_the_same_gradients_and_losses_under_both_backends(legs):
     """pix2pix from identical weights and batch, both players on SGD(1): the weight changes are

@@ -62,15 +62,39 @@ def test_ssim_term_is_zero_for_a_perfect_output_and_adds_to_the_pixel_loss():
     assert (b > a + 0.05).all()
 
 
+def test_gradient_magnitude_of_a_step_edge_is_one_beside_the_step_and_zero_elsewhere():
+    """A vertical white/black step (luminance 0 -> 1): Scharr / 16 gives magnitude 1 on the two
+    interior columns whose 3x3 window straddles it, and (up to the square root's 1e-4) 0 elsewhere."""
+    img = np.zeros((1, 8, 8, 3), np.float32)
+    img[:, :, 4:] = 1.0
+    magnitude = np.asarray(losses.gradient_magnitude(img))
+    assert magnitude.shape == (1, 6, 6)
+    np.testing.assert_allclose(magnitude[0, :, 2:4], 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.delete(magnitude[0], [2, 3], axis=1), 0.0, atol=2e-4)
+
+
+def test_edge_term_is_zero_for_a_perfect_output_and_adds_to_the_pixel_loss():
+    photos, sketches = make_pairs(2, 32)
+    y, p = to_float(sketches), to_float(photos)
+    plain, with_edge = losses.reconstruction("mae", 0.0), losses.reconstruction("mae", 0.0, 2.0)
+    both = losses.reconstruction("mae", 0.5, 2.0)
+    assert np.allclose(np.asarray(with_edge(y, y)), 0.0, atol=1e-6)
+    a, b, c = np.asarray(plain(y, p)), np.asarray(with_edge(y, p)), np.asarray(both(y, p))
+    np.testing.assert_allclose(b - a, 2.0 * np.asarray(losses.edge_difference(y, p)), rtol=1e-5)
+    assert (b > a + 0.01).all() and (c > b).all()
+    assert with_edge.__name__ == "mae_plus_2_edge" and both.__name__ == "mae_plus_0.5_ssim_plus_2_edge"
+
+
 @pytest.mark.parametrize("model", ["conv_bn", "vae", "unet_gan"])  # shared compile, the VAE's and the GAN's steps
 def test_training_with_every_lever_on(tmp_path, tiny_data, monkeypatch, model):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     processed, split_file = tiny_data
     params = tiny_params(epochs=2, augment={"jitter": 0.12, "flip": True}, lr_schedule="linear_decay",
-                         ssim_weight=0.5)
+                         ssim_weight=0.5, edge_weight=1.0)
     info = train(model, "f2s", params, processed_file=processed, split_file=split_file,
                  models_dir=tmp_path / "models", history_dir=tmp_path / "history", checkpoint_root=tmp_path / "ckpt",
                  verbose=0)
-    assert info["training"]["ssim_weight"] == 0.5 and info["training"]["augment"]["flip"] is True
+    assert info["training"]["ssim_weight"] == 0.5 and info["training"]["edge_weight"] == 1.0
+    assert info["training"]["augment"]["flip"] is True
     rows = list(csv.DictReader(open(tmp_path / "history" / f"{model}-f2s.csv")))
     assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)

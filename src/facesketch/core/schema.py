@@ -130,6 +130,7 @@ class Training(Section):
     augment: Augment = Field(default_factory=Augment)
     lr_schedule: Literal[LR_SCHEDULES] = "constant"
     ssim_weight: Annotated[float, Field(ge=0)] = 0.0
+    edge_weight: Annotated[float, Field(ge=0)] = 0.0
     ema_decay: Annotated[float, Field(ge=0, le=0.9999)] = 0.0  # 1 would freeze the average at the random start
 
 

@@ -1,12 +1,15 @@
 """Reconstruction losses and learning-rate schedules shared by the models.
 
-``reconstruction(name, ssim_weight)``: per image, the mean of the pixel loss
-(mae, mse or bce) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang et al.'s
-Gaussian 11x11 window (sigma 1.5) on the [0, 1] range, averaged over the RGB
-channels (``tf.image.ssim`` under TensorFlow; ``ssim``, the same formula in
-``keras.ops``, under other backends). The benchmark scores SSIM and FSIM, which
-reward local structure; an L1 loss alone rewards the per-pixel median and
-blurs. With ``ssim_weight`` 0 the study's plain Keras losses are used.
+``reconstruction(name, ssim_weight, edge_weight)``: per image, the mean of the
+pixel loss (mae, mse or bce) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang
+et al.'s Gaussian 11x11 window (sigma 1.5) on the [0, 1] range, averaged over
+the RGB channels (``tf.image.ssim`` under TensorFlow; ``ssim``, the same formula
+in ``keras.ops``, under other backends), plus ``edge_weight`` times the mean
+absolute difference of the two images' gradient magnitudes (``edge_difference``:
+FSIM's own Scharr operator on the luminance, so the term aims at FSIM's
+gradient-magnitude part). The benchmark scores SSIM and FSIM, which reward local
+structure; an L1 loss alone rewards the per-pixel median and blurs. With both
+weights 0 the study's plain Keras losses are used.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import functools
 import math
 
 
-def reconstruction(name: str, ssim_weight: float = 0.0):
+def reconstruction(name: str, ssim_weight: float = 0.0, edge_weight: float = 0.0):
     """A Keras loss function ``f(y_true, y_pred) -> per-image loss`` (no reduction over the batch)."""
     import keras
     from keras import ops
@@ -34,10 +37,40 @@ def reconstruction(name: str, ssim_weight: float = 0.0):
             else:
                 ssim_value = ssim(ops.cast(y_true, "float32"), ops.cast(y_pred, "float32"))
             per_image = per_image + ssim_weight * (1.0 - ssim_value)
+        if edge_weight:
+            per_image = per_image + edge_weight * edge_difference(ops.cast(y_true, "float32"),
+                                                                  ops.cast(y_pred, "float32"))
         return per_image
 
-    loss.__name__ = f"{name}_plus_{ssim_weight:g}_ssim" if ssim_weight else name
+    loss.__name__ = name + (f"_plus_{ssim_weight:g}_ssim" if ssim_weight else "") \
+        + (f"_plus_{edge_weight:g}_edge" if edge_weight else "")
     return loss
+
+
+# FSIM's gradient operator (Zhang et al. 2011, FeatureSIM.m): Scharr's kernels divided by 16
+_SCHARR_X = [[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]]
+_LUMA = (0.299, 0.587, 0.114)  # FSIM's Y channel (FeatureSIM.m's YIQ transform)
+
+
+def gradient_magnitude(images):
+    """Per pixel, the Scharr gradient magnitude of the images' luminance, on interior pixels only
+    (``valid``: no made-up border). ``images``: float RGB batch (N, H, W, 3) -> (N, H-2, W-2)."""
+    import numpy as np
+    from keras import ops
+
+    kx = np.asarray(_SCHARR_X, np.float32) / 16.0
+    kernel = ops.convert_to_tensor(np.stack([kx, kx.T], axis=-1)[:, :, None, :])  # (3, 3, 1, 2): d/dx, d/dy
+    luma = ops.sum(images * ops.convert_to_tensor(np.asarray(_LUMA, np.float32)), axis=-1, keepdims=True)
+    grads = ops.conv(luma, kernel, strides=1, padding="valid")
+    # the small constant keeps the square root's gradient finite where the image is flat
+    return ops.sqrt(ops.sum(ops.square(grads), axis=-1) + 1e-8)
+
+
+def edge_difference(a, b):
+    """Per image, the mean absolute difference of ``a``'s and ``b``'s gradient magnitudes (on [0, 1] images)."""
+    from keras import ops
+
+    return ops.mean(ops.abs(gradient_magnitude(a) - gradient_magnitude(b)), axis=(1, 2))
 
 
 def _gaussian_window(size: int, sigma: float):
