@@ -66,3 +66,30 @@ def test_one_resize_rule_for_training_data_and_pictures():
     assert np.array_equal(images.resize(img, 256, 256), cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))
     assert images.resize(img, 200, 250) is img
     assert np.array_equal(preprocess.to_square(img, 64), cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA))
+
+
+def test_one_image_encoder_for_grids_the_report_the_protocol_and_predict(tmp_path):
+    """Every PNG or JPEG the project writes goes through images.encode_image: PNG round-trips exactly,
+    grey and RGB, JPEG keeps the picture within its quality's error; an unknown format is named."""
+    import cv2
+    import numpy as np
+
+    from facesketch.core import images
+    from facesketch.evaluation import grids, protocol
+    from facesketch.report import html_writer
+    from facesketch.use import predict
+
+    assert grids.encode_image is protocol.encode_image is html_writer.encode_image is predict.encode_image \
+        is images.encode_image
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (20, 30, 3), np.uint8)
+    grey = rng.integers(0, 256, (20, 30), np.uint8)
+    (tmp_path / "rgb.png").write_bytes(images.encode_image(rgb, "png"))
+    assert np.array_equal(images.read_rgb(tmp_path / "rgb.png"), rgb)
+    decoded = cv2.imdecode(np.frombuffer(images.encode_image(grey, "png"), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, grey)
+    smooth = np.repeat(np.linspace(0, 255, 30, dtype=np.uint8)[None, :, None], 20, 0).repeat(3, 2)
+    (tmp_path / "smooth.jpg").write_bytes(predict.encode(smooth, "jpg", quality=95))
+    assert np.abs(images.read_rgb(tmp_path / "smooth.jpg").astype(int) - smooth).max() <= 4
+    with pytest.raises(ValueError, match="'gif' is not valid; expected png or jpg"):
+        images.encode_image(rgb, "gif")

@@ -45,6 +45,19 @@ def on_white(bgra: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(bgr), 0, 255).astype(np.uint8)
 
 
+def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """An 8-bit (H, W) grey or (H, W, 3) RGB image as PNG or JPEG (``quality``) bytes: the project's
+    one image encoder (grids, the report, the protocol's files, predict and the web page)."""
+    if fmt not in ("png", "jpg"):
+        raise ValueError(f"image format {fmt!r} is not valid; expected png or jpg")
+    pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    options = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpg" else []
+    ok, buf = cv2.imencode(f".{fmt}", pixels, options)
+    if not ok:
+        raise DataError(f"could not encode an image of shape {image.shape} as {fmt}")
+    return buf.tobytes()
+
+
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """The project's one resize rule, for training data and pictures alike: OpenCV's INTER_AREA when
     either side shrinks (it averages, so no aliasing), INTER_CUBIC when both grow; unchanged at the

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from facesketch.core import fileio
+from facesketch.core.images import encode_image
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
@@ -34,16 +35,8 @@ def image_grid(ids: list[str], columns: list[tuple[str, np.ndarray]], tile: int 
     return np.concatenate(rows, axis=0)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """An 8-bit (H, W) grey or (H, W, 3) RGB image as PNG bytes: the project's one PNG encoder."""
-    ok, buf = cv2.imencode(".png", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("could not encode a PNG")
-    return buf.tobytes()
-
-
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    fileio.write_bytes(path, png_bytes(rgb))
+    fileio.write_bytes(path, encode_image(rgb, "png"))
 
 
 def data_uri(png: bytes) -> str:

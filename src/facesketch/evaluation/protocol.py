@@ -74,11 +74,10 @@ from skimage.metrics import structural_similarity
 from facesketch import TASKS
 from facesketch.core import fileio
 from facesketch.core.errors import DataError
-from facesketch.core.images import luma, read_rgb
+from facesketch.core.images import encode_image, luma, read_rgb
 from facesketch.core.layout import RAW_DIR
 from facesketch.data.manifest import read_manifest
 from facesketch.evaluation import identity, metric_specs, metrics, perceptual
-from facesketch.evaluation.grids import png_bytes
 
 NATIVE_INTERPOLATION = cv2.INTER_CUBIC
 SSIM_SETTINGS = dict(gaussian_weights=True, sigma=metrics.SSIM_SIGMA, use_sample_covariance=False, data_range=255)
@@ -279,7 +278,7 @@ def score(task: str, preds: np.ndarray, ids: Sequence[str], targets: Sequence[Ta
     out_dir = Path(out_dir)
     with fileio.atomic_dir(out_dir) as tmp:
         for pid, native in zip(ids, natives):
-            (tmp / f"{pid}.png").write_bytes(png_bytes(native))
+            (tmp / f"{pid}.png").write_bytes(encode_image(native, "png"))
     rows = metrics.parallel_map(lambda k: {"id": ids[k], **score_pair(task, natives[k], targets[k].image)}, range(len(ids)))
     hits = rank1_hits([n if task == "f2s" else grey_u8(n) for n in natives],
                       [t.image if task == "f2s" else grey_u8(t.image) for t in targets])

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from facesketch.evaluation.grids import data_uri, png_bytes
+from facesketch.core.images import encode_image
+from facesketch.evaluation.grids import data_uri
 from facesketch.evaluation.metric_specs import GROUPS
 from facesketch.report.content import (COMPARISON_COLUMNS, FACT_COLUMNS, SIGNIFICANT_MARK, TASK_TITLES, Report, TableRow,
                       used_metrics)
@@ -132,7 +133,7 @@ def grids_html(rep: Report) -> str:
         title = escape(TASK_TITLES.get(task, task))
         out.append(f"<h3>{title}</h3><p>Columns: input | each model | target.</p>"
                    f'<img alt="{escape(task)} test pairs" width="{image.shape[1]}" height="{image.shape[0]}" '
-                   f'src="{data_uri(png_bytes(image))}">')
+                   f'src="{data_uri(encode_image(image, "png"))}">')
     return '<div class="grids">' + "".join(out) + "</div>"
 
 

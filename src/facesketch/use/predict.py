@@ -41,8 +41,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from facesketch.core import fileio
-from facesketch.core.errors import DataError, FacesketchError
-from facesketch.core.images import read_rgb, upscale_warning
+from facesketch.core.errors import FacesketchError
+from facesketch.core.images import encode_image, read_rgb, upscale_warning
 from facesketch.use.predictor import Predictor, find_faces, no_face_message
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,16 +54,10 @@ ALIGN_MODES = ("paste", "crop")
 
 
 def encode(img: np.ndarray, fmt: str, *, grey: bool = False, quality: int = 95) -> bytes:
-    """RGB uint8 -> PNG/JPEG bytes (``grey``: one luminance channel)."""
+    """RGB uint8 -> PNG/JPEG bytes (``grey``: one luminance channel, OpenCV's rounding of BT.601)."""
     import cv2
 
-    ext = FORMATS[fmt]
-    pixels = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
-    opts = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpg" else []
-    ok, buf = cv2.imencode(ext, pixels, opts)
-    if not ok:
-        raise DataError(f"could not encode the output as {fmt}")
-    return buf.tobytes()
+    return encode_image(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if grey else img, fmt, quality)
 
 
 def output_name(path: Path, task: str, model: str, fmt: str) -> str:
