@@ -35,6 +35,12 @@ machine when the wall times matter.
     python benchmarks/levers.py --workspace WS --out OUT --folds 4 --repeats 2 --epochs 6 \\
         --models unet_gan --levers mirror bilateral ssim recipe     # the tuning protocol
 
+``--on LEVER`` stacks the levers on a setting already chosen: the base is that lever's own run
+(a plain sweep's run is reused) and each lever runs with both switched on:
+
+    python benchmarks/levers.py --workspace WS --out OUT --folds 4 --repeats 2 --epochs 10 \\
+        --models unet_gan --on recipe --levers edge mirror      # writes OUT/levers-on-recipe.md
+
 Test-time levers (``mirror``, ``bilateral``: ``facesketch.evaluation.test_time``) retrain
 nothing: they score the base run's model again with the lever on.
 """
@@ -110,11 +116,15 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_params(params: dict[str, Any], *, lever: str, epochs: int, batch_size: int, seed: int) -> dict[str, Any]:
-    """params.yaml's settings for one run: the base setting, then the lever's overrides."""
+def run_params(params: dict[str, Any], *, lever: str, epochs: int, batch_size: int, seed: int,
+               on: str | None = None) -> dict[str, Any]:
+    """params.yaml's settings for one run: the base setting, the overrides of the lever it is ``on``
+    (``--on``: levers stacked on a setting already chosen), then the lever's own."""
     p = merged(params, {**BASE, "epochs": epochs, "batch_size": batch_size, "seed": seed,
                         "mlflow": {"experiment": "levers"},
                         "split": {"protocol": "random", "test_fraction": 0.2, "val_fraction": 0.0, "seed": seed}})
+    if on:
+        p = merged(p, LEVERS[on][2])
     return merged(p, LEVERS[lever][2]) if lever in LEVERS else p
 
 
@@ -234,8 +244,11 @@ def training_seed(unit: dict[str, Any], repeat: int) -> int:
     return unit["seed"] + 1000 * repeat
 
 
-def run_folder(unit: dict[str, Any], repeat: int, model: str, task: str, lever: str) -> Path:
-    return unit["folder"] / (f"rep-{repeat}" if repeat else "") / f"{model}-{task}-{lever}"
+def run_folder(unit: dict[str, Any], repeat: int, model: str, task: str, lever: str, on: str | None = None) -> Path:
+    """One run's folder. With ``on``, the base run is the ``on`` lever's own run (reused where a sweep
+    without ``--on`` trained it) and each lever's run is named ``<on>+<lever>``."""
+    name = lever if not on else (on if lever == "base" else f"{on}+{lever}")
+    return unit["folder"] / (f"rep-{repeat}" if repeat else "") / f"{model}-{task}-{name}"
 
 
 def sweep(args) -> dict[str, Any]:
@@ -259,18 +272,18 @@ def sweep(args) -> dict[str, Any]:
             for model in args.models:
                 for task in args.tasks:
                     for lever in ["base", *args.levers]:
-                        if not applies(lever, model):
+                        if not applies(lever, model) or (args.on and not applies(args.on, model)):
                             continue
-                        folder = run_folder(unit, repeat, model, task, lever)
+                        folder = run_folder(unit, repeat, model, task, lever, args.on)
                         if not (folder / "result.json").exists():
                             spec = {"workspace": str(ws), "folder": str(folder), "split_file": str(unit["split_file"]),
                                     "model": model, "task": task,
                                     # models/tasks: this run's only (the time estimate counts the others)
                                     "params": {**run_params(params, lever=lever, epochs=args.epochs,
-                                                            batch_size=args.batch_size, seed=seed),
+                                                            batch_size=args.batch_size, seed=seed, on=args.on),
                                                "models": [model], "tasks": [task]}}
                             if lever in TEST_TIME:
-                                spec.update(reuse=str(run_folder(unit, repeat, model, task, "base")),
+                                spec.update(reuse=str(run_folder(unit, repeat, model, task, "base", args.on)),
                                             test_time=TEST_TIME[lever][1])
                             print(f"levers: {unit['label']}, training seed {seed}, {model}-{task}, {lever} ...",
                                   flush=True)
@@ -309,7 +322,7 @@ def sweep(args) -> dict[str, Any]:
         for task in args.tasks:
             base_tables = pooled_tables(model, task, "base")
             for lever in args.levers:
-                if not applies(lever, model):
+                if not applies(lever, model) or (args.on and not applies(args.on, model)):
                     continue
                 lever_tables = pooled_tables(model, task, lever)
                 judged = compared(task, [c for c in base_tables[0].columns.intersection(lever_tables[0].columns)
@@ -322,16 +335,19 @@ def sweep(args) -> dict[str, Any]:
                                "delta": {m: seeded_delta(base_tables, lever_tables, m) for m in judged}})
     return {"workspace": str(ws), "image_size": size, "epochs": args.epochs, "batch_size": args.batch_size,
             "seeds": [u["label"] for u in plan], "folds": args.folds, "fold_seed": args.fold_seed if args.folds else None,
-            "repeats": args.repeats, "levers": {k: describe(k) for k in args.levers}, "runs": rows, "pooled": pooled}
+            "repeats": args.repeats, "levers": {k: describe(k) for k in args.levers},
+            "on": {"lever": args.on, "what": describe(args.on)} if args.on else None, "runs": rows, "pooled": pooled}
 
 
 def markdown(res: dict[str, Any]) -> str:
     units_text = (f"{res['folds']}-fold cross-validation over identities (fold seed {res['fold_seed']}: every pair "
                   "scored once per setting and seed)" if res.get("folds") else "each seed's random test split")
     repeats = res.get("repeats", 1)
+    on = res.get("on")
+    stacked = f", with {on['lever']} switched on ({on['what']})" if on else ""
     lines = [f"Levers one at a time against the base run ({res['image_size']} px, {res['epochs']} epochs, batch "
              f"{res['batch_size']}, every training pair, no augmentation, constant learning rate, no SSIM term, "
-             f"no weight average; {repeats} training seed(s) per setting); "
+             f"no weight average{stacked}; {repeats} training seed(s) per setting); "
              f"scored by the benchmark protocol on {units_text}. Delta: lever minus base on the "
              "same images, 95% paired bootstrap interval; * the interval excludes 0. FSIM for f2s, FSIMc for s2f; "
              "ID AUC: identity kept (ROC AUC of dlib's face descriptors, evaluation/identity.py), where scored. "
@@ -381,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="+", default=["f2s", "s2f"])
     ap.add_argument("--levers", nargs="+", default=["augment", "lr_schedule", "ssim", "small"],
                     choices=[*LEVERS, *TEST_TIME])
+    ap.add_argument("--on", choices=list(LEVERS), help="stack the levers on this training lever: its runs "
+                    "are the base (reused from a sweep without --on), each lever's runs are <on>+<lever>")
     ap.add_argument("--folds", type=int, default=0, help="K-fold cross-validation over the pairs (0: --seeds' "
                     "random splits)")
     ap.add_argument("--fold-seed", type=int, default=42, help="the seed that deals the identities into folds")
@@ -396,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.workspace or not args.out:
         ap.error("--workspace and --out are needed")
+    if args.on and args.on in args.levers:
+        ap.error(f"--on {args.on}: it is the base of the comparison, not one of the --levers")
     if args.repeats < 1 or args.folds < 0 or args.folds == 1:
         ap.error("--repeats must be >= 1 and --folds 0 (off) or >= 2")
     processed = args.workspace / "data/processed/pairs.npz"
@@ -412,9 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     from facesketch.core import fileio
 
     md = markdown(res)
-    fileio.write_json(args.out / "levers.json", res)
-    fileio.write_text(args.out / "levers.md", md)
-    print(md + f"\nlevers: done in {res['wall_seconds']:.0f} s; {args.out / 'levers.md'}")
+    stem = f"levers-on-{args.on}" if args.on else "levers"  # beside the plain sweep's tables, not over them
+    fileio.write_json(args.out / f"{stem}.json", res)
+    fileio.write_text(args.out / f"{stem}.md", md)
+    print(md + f"\nlevers: done in {res['wall_seconds']:.0f} s; {args.out / (stem + '.md')}")
     return 0
 
 

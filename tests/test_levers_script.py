@@ -34,7 +34,22 @@ def test_the_base_run_switches_every_lever_off_whatever_params_yaml_says(levers)
     assert params["ssim_weight"] == 3.0 and params["split"]["seed"] == 1  # the input is not changed
 
 
-@pytest.mark.parametrize("lever", ["augment", "lr_schedule", "cosine", "ssim", "small"])
+def test_a_lever_on_another_stacks_both_and_its_base_is_the_other_levers_own_run(levers, tmp_path):
+    """--on recipe: the base run is the recipe lever's run (the same folder, so a plain sweep's run is
+    reused), and the edge lever's run has the recipe's keys and its own."""
+    params = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0,
+              "edge_weight": 0.0, "ema_decay": 0.0}
+    recipe = levers.run_params(params, lever="recipe", epochs=6, batch_size=4, seed=42)
+    assert levers.run_params(params, lever="base", epochs=6, batch_size=4, seed=42, on="recipe") == recipe
+    stacked = levers.run_params(params, lever="edge", epochs=6, batch_size=4, seed=42, on="recipe")
+    assert {k for k in stacked if stacked[k] != recipe[k]} == {"edge_weight"} and stacked["ssim_weight"] == 1.0
+    unit = {"folder": tmp_path}
+    assert levers.run_folder(unit, 0, "unet_gan", "f2s", "base", "recipe") == \
+        levers.run_folder(unit, 0, "unet_gan", "f2s", "recipe") == tmp_path / "unet_gan-f2s-recipe"
+    assert levers.run_folder(unit, 1, "unet_gan", "f2s", "edge", "recipe") == tmp_path / "rep-1/unet_gan-f2s-recipe+edge"
+
+
+@pytest.mark.parametrize("lever", ["augment", "lr_schedule", "cosine", "ssim", "small", "edge"])
 def test_a_lever_run_differs_from_the_base_run_in_its_own_keys_only(levers, lever):
     params = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0,
               "unet_gan": {"filters": 64, "norm": "instance"}, "vae": {"filters": [32, 64]}}
