@@ -98,9 +98,26 @@ def test_the_runner_trains_under_jax_and_its_output_is_scored_back_home(tmp_path
     record = run["runs"]["dense-f2s"]
     assert record["info"]["runtime"]["keras_backend"] == "jax" and record["epochs"] == 1
     assert record["images_per_s"] > 0 and run["matmul_peak_tflops"]["float32"] > 0
+    assert run["complete"] is True
     with np.load(out / "predictions-f2s.npz") as npz:
         split = json.loads((ws / "data/split/split.json").read_text())
         assert npz["ids"].tolist() == split["test"] and npz["dense"].dtype == np.uint8
+        first = npz["dense"]
+
+    # a second call with the same work folder (a study longer than one call) reuses the finished run
+    again = subprocess.run([sys.executable, str(tmp_path / "bundle/run.py"), "--out", str(tmp_path / "out2"),
+                            "--work", str(tmp_path / "offline-work"), "--models", "dense", "--tasks", "f2s",
+                            "--epochs", "1", "--batch-size", "4"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "dense-f2s: finished in an earlier call" in again.stdout and "dense-f2s: training" not in again.stdout
+    rerun = json.loads((tmp_path / "out2/run.json").read_text())
+    assert rerun["complete"] and rerun["runs"]["dense-f2s"]["train_seconds"] == record["train_seconds"]
+    with np.load(tmp_path / "out2/predictions-f2s.npz") as npz:
+        assert np.array_equal(npz["dense"], first)
+    # a call stopped before its s2f runs: what finished is scored, the rest named
+    partial = {**rerun, "complete": False, "params": {**rerun["params"], "tasks": ["f2s", "s2f"]}}
+    (tmp_path / "out2/run.json").write_text(json.dumps(partial))
+    assert set(score(tmp_path / "out2", ws)) == {"dense-f2s"}
 
     before = sorted(p.relative_to(ws) for p in ws.rglob("*"))
     summaries = score(out, ws)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_codes
+import hashlib
 import json
 import os
 import secrets
@@ -87,6 +88,15 @@ def write_text(dest: str | os.PathLike, text: str) -> None:
 
 def write_json(dest: str | os.PathLike, obj: Any) -> None:
     write_text(dest, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks (model files are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | os.PathLike) -> Any:

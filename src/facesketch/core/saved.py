@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from facesketch.core import fileio
 from facesketch.core.layout import MODEL_FILE
 
 # the key in metrics/<model>-<task>.json naming the exact model file it scored (#27)
@@ -14,14 +14,10 @@ SCORED_MODEL_KEY = "model_sha256"
 
 def model_sha256(model_dir: Path) -> str | None:
     """sha256 of ``models/<name>-<task>/model.keras``, None when it is missing or unreadable."""
-    digest = hashlib.sha256()
     try:
-        with open(Path(model_dir) / MODEL_FILE, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return fileio.sha256_file(Path(model_dir) / MODEL_FILE)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def metrics_mismatch(metrics: dict, model_dir: Path, metrics_file: Path) -> str | None:

@@ -37,7 +37,6 @@ DISTS
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesketch.core import fileio
 from facesketch.core.errors import DataError
 
 WEIGHTS_ENV = "FACESKETCH_WEIGHTS_DIR"
@@ -95,14 +95,6 @@ def weights_dir() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS_DIR).expanduser()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def missing(folder: Path | None = None) -> list[str]:
     """The weight files of ``WEIGHTS`` not in the folder."""
     folder = weights_dir() if folder is None else Path(folder)
@@ -127,7 +119,7 @@ def verified(name: str, folder: Path | None = None) -> Path:
     path = folder / file
     if not path.is_file():
         raise DataError(f"{path}: missing ({source})")
-    digest = _sha256(path)
+    digest = fileio.sha256_file(path)
     if not digest.startswith(expected):
         raise DataError(f"{path}: sha256 {digest} does not match the expected {expected} ({source}); "
                         "refusing to use it: replace it with the original file")

@@ -23,7 +23,6 @@ carries at most 64 MiB) is refused, naming its largest parts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -74,10 +73,6 @@ def download_wheels(dest: Path, pythons=PYTHONS, names=WHEELS) -> list[Path]:
     return sorted(dest.glob("*.whl"))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build(out: Path, *, workspace: Path = Path("."), pythons=PYTHONS, max_mib: float = MAX_MIB,
           wheels_from: Path | None = None) -> dict:
     """Write the bundle folder ``out`` (replaced whole, atomically); returns its manifest."""
@@ -107,7 +102,7 @@ def build(out: Path, *, workspace: Path = Path("."), pythons=PYTHONS, max_mib: f
             raise DataError(f"the bundle would hold {total / 2**20:.1f} MiB, over {max_mib} MiB: largest "
                             + ", ".join(f"{p.relative_to(tmp)} ({p.stat().st_size / 2**20:.1f} MiB)" for p in largest))
         manifest = {"facesketch": __version__, "pythons": list(pythons), "bytes": total,
-                    "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                    "files": {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": fileio.sha256_file(p)}
                               for p in files}}
         fileio.write_text(tmp / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return manifest

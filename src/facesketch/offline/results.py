@@ -64,8 +64,14 @@ def score(results: Path, workspace: Path = Path(".")) -> dict[str, Any]:
     summaries = {}
     with _inside(home):
         split = fileio.read_json(SPLIT_FILE)
+        if not run.get("complete", True):
+            print(f"offline-study: {results / 'run.json'} is from a call stopped before its end; scoring the "
+                  f"{len(run['runs'])} runs it finished", flush=True)
         for task in params["tasks"]:
             path = results / f"predictions-{task}.npz"
+            if not path.exists():
+                print(f"offline-study: {task}: no finished run to score", flush=True)
+                continue
             with np.load(path) as npz:
                 ids = npz["ids"].tolist()
                 preds = {k: npz[k] for k in npz.files if k != "ids"}
@@ -83,6 +89,12 @@ def score(results: Path, workspace: Path = Path(".")) -> dict[str, Any]:
                     fileio.write_text(history_file(name, HISTORY_DIR), record["history_csv"])
                 summaries[name] = summary
             baselines(task)
-        out = report(params)
-    print(f"offline-study: scored {len(summaries)} model x task runs; report: {home / out}")
+        # the report's table is every model x task: over the tasks every model finished
+        whole = [t for t in params["tasks"] if all(run_name(m, t) in summaries for m in params["models"])]
+        out = report({**params, "tasks": whole}) if whole else None
+    left = sorted(run_name(m, t) for t in params["tasks"] for m in params["models"]
+                  if run_name(m, t) not in summaries)
+    print(f"offline-study: scored {len(summaries)} model x task runs"
+          + (f"; not finished there: {', '.join(left)}" if left else "")
+          + (f"; report over {', '.join(whole)}: {home / out}" if out else "; no task complete: no report"))
     return summaries

@@ -11,7 +11,14 @@ Steps, each printed as it goes:
    predict the test split with the saved predictor;
 4. write into ``--out``: ``predictions-<task>.npz`` (the test ids and each model's 8-bit
    predictions) and ``run.json`` (per model x task: train seconds, wall seconds, images/s, epochs,
-   parameters, the loss history and info.json; the devices, versions and the whole wall time).
+   parameters, the loss history and info.json; the devices, versions and the whole wall time;
+   ``complete``: whether every run finished). Both are rewritten (atomically) after every run, so a
+   call stopped at its time limit still brings back every run it finished.
+
+Each finished run is also kept in ``--work`` (its predictions and record, with a fingerprint of
+the settings it was trained with), and an interrupted one leaves its checkpoint there: a second
+call with the same ``--work`` reuses the finished runs and resumes the interrupted one where it
+stopped (``train()``'s checkpoint), so a study longer than one call's limit finishes over several.
 
 Few files on purpose: a device call brings back at most 8. ``python -m facesketch.offline score OUT``
 scores them back home.
@@ -20,6 +27,7 @@ scores them back home.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -93,8 +101,8 @@ def main(argv: list[str], bundle: Path) -> int:
     ap.add_argument("--tasks", nargs="+", help="default: params.yaml's")
     ap.add_argument("--epochs", type=int, help="default: params.yaml's")
     ap.add_argument("--batch-size", type=int, help="default: params.yaml's")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder for models and checkpoints "
-                    "(default: OUT/../offline-work)")
+    ap.add_argument("--work", type=Path, default=None, help="folder for models, checkpoints and finished runs, "
+                    "reused by a later call (default: OUT/../offline-work)")
     args = ap.parse_args(argv)
     start = time.time()
     os.environ["KERAS_BACKEND"] = "jax"  # before keras is imported, here or by the package
@@ -128,11 +136,34 @@ def main(argv: list[str], bundle: Path) -> int:
     runs: dict[str, dict] = {}
     predictions: dict[str, dict[str, np.ndarray]] = {t: {} for t in params["tasks"]}
     test_ids = {}
+    done = work / "done"
+    # what a finished run was trained with: the settings and the data (a changed bundle retrains)
+    fingerprint = hashlib.sha256(json.dumps([params, [fileio.sha256_file(f) for f in data.values()]],
+                                            sort_keys=True, default=str).encode()).hexdigest()
+
+    def write_out(complete: bool) -> None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for task, preds in predictions.items():
+            if preds:
+                fileio.save_npz(args.out / f"predictions-{task}.npz", ids=test_ids[task], **preds)
+        fileio.write_text(args.out / "run.json", json.dumps(
+            {"devices": devices, "jax": jax.__version__, "python": sys.version.split()[0],
+             "matmul_peak_tflops": peak, "wall_seconds": time.time() - start, "complete": complete,
+             "params": params, "runs": runs}, indent=1, default=str) + "\n")
+
     for task in params["tasks"]:
         test = load_task(task, "test", **data)
         test_ids[task] = np.array(test.ids)
         for model in params["models"]:
             name = run_name(model, task)
+            kept = done / f"{name}.json"
+            if kept.exists() and json.loads(kept.read_text()).get("fingerprint") == fingerprint:
+                runs[name] = json.loads(kept.read_text())["record"]
+                with np.load(done / f"{name}.npz") as npz:
+                    predictions[task][model] = npz["predictions"]
+                say(f"{name}: finished in an earlier call ({runs[name]['train_seconds']:.0f} s training), reused")
+                write_out(complete=False)
+                continue
             say(f"{name}: training ({params['epochs']} epochs, batch {params['batch_size']}) ...")
             t0 = time.time()
             info = train(model, task, params, models_dir=work / "models", history_dir=work / "history",
@@ -149,12 +180,9 @@ def main(argv: list[str], bundle: Path) -> int:
                           "history_csv": history.read_text() if history.exists() else ""}
             say(f"{name}: {info['train_seconds']:.0f} s training, {images_per_s:.1f} images/s, "
                 f"{wall:.0f} s with prediction")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for task, preds in predictions.items():
-        fileio.save_npz(args.out / f"predictions-{task}.npz", ids=test_ids[task], **preds)
-    total = time.time() - start
-    fileio.write_text(args.out / "run.json", json.dumps(
-        {"devices": devices, "jax": jax.__version__, "python": sys.version.split()[0], "matmul_peak_tflops": peak,
-         "wall_seconds": total, "params": params, "runs": runs}, indent=1, default=str) + "\n")
-    say(f"done in {total:.0f} s; {args.out}: " + ", ".join(sorted(p.name for p in args.out.iterdir())))
+            fileio.save_npz(done / f"{name}.npz", predictions=predictions[task][model])
+            fileio.write_json(done / f"{name}.json", {"fingerprint": fingerprint, "record": runs[name]})
+            write_out(complete=False)
+    write_out(complete=True)
+    say(f"done in {time.time() - start:.0f} s; {args.out}: " + ", ".join(sorted(p.name for p in args.out.iterdir())))
     return 0

@@ -18,18 +18,10 @@ if TYPE_CHECKING:
     from facesketch import tracking
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(model_name: str, task: str, training: dict, cfg: dict, data_files: list[Path]) -> str:
     blob = json.dumps({
         "model": model_name, "task": task, "training": training, "cfg": cfg,
-        "data": [file_digest(p) for p in data_files], "version": __version__,
+        "data": [fileio.sha256_file(p) for p in data_files], "version": __version__,
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
