@@ -15,11 +15,13 @@
 #
 # Budgets (params below; extra -S arguments override them):
 #   CPU (default): unet_gan on both tasks, 128 px, 30 epochs, batch 4,
-#     the L1 loss plus the SSIM term (ssim_weight 1), constant-then-linear-decay
+#     the L1 loss plus the SSIM term (ssim_weight 1) and the edge term
+#     (edge_weight 1: FSIM's gradient magnitude), constant-then-linear-decay
 #     learning rate, the saved generator a moving average of its weights
 #     (ema_decay 0.999), no augmentation, every training pair used (no
-#     validation hold-out): the levers that paid in benchmarks/levers.py
-#     (docs/results.md).
+#     validation hold-out): the levers that paid in benchmarks/levers.py's
+#     cross-validated screen (docs/results.md). The same settings are
+#     levers.py's `benchmark` lever (a test keeps the two equal).
 #     Measured on the 2-core reference CPU: see docs/results.md.
 #   --gpu: unet_gan and vae on both tasks at the study's 256 px, 200 epochs, batch 8,
 #     the same levers.
@@ -60,7 +62,7 @@ dvc exp run --name "benchmark-$budget" --force \
   -S data.source=archive_dir -S "data.archive_dir=$archive_dir" "${split[@]}" \
   -S 'tasks=[f2s,s2f]' -S split.val_fraction=0 \
   -S augment.jitter=0 -S augment.flip=false -S lr_schedule=linear_decay -S ssim_weight=1.0 \
-  -S ema_decay=0.999 \
+  -S edge_weight=1.0 -S ema_decay=0.999 \
   "${settings[@]}" "$@"
 echo
 echo "benchmark: done in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s (experiment benchmark-$budget; reports/report.md):"
