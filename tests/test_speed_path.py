@@ -60,6 +60,46 @@ def test_estimate_message_scales_with_images_epochs_and_other_stages():
     assert "9 s more" in short and "Too long" not in short
 
 
+def test_the_other_stages_are_estimated_from_a_model_with_enough_arithmetic_only():
+    """The dense AE is bound by overheads, not arithmetic: its rate says nothing about the
+    convolutional models', so it estimates no other stage (nor builds them to count)."""
+    dense, conv = (training_flops(models.build(m, 32, {})) for m in ("dense", "conv"))
+    assert dense < estimate.MIN_GFLOP_PER_IMAGE * 1e9 <= conv
+    assert estimate.relative_flops([("conv", "f2s"), ("vae", "s2f")], "dense", 32, {}) == []
+    assert estimate.relative_flops([("dense", "s2f")], "conv", 32, {}) == [("dense-s2f", pytest.approx(dense / conv))]
+
+
+def test_a_short_run_is_timed_over_its_second_epoch_not_the_compiling_first():
+    """Few batches an epoch: the estimate waits for the second epoch and times it alone, so the
+    first epoch's compilation (here a 0.5 s pause in its validation pass, after the warm-up batches)
+    does not slow it; a one-epoch run still gets one."""
+    import io
+    import time
+
+    def run(epochs: int, first_epoch_pause: float, batches: int = 2) -> str:
+        out = io.StringIO()
+        cb = estimate.callback("conv-f2s", images=8, epochs=epochs, initial_epoch=0, size=32,
+                               others=lambda: [], batch_size=4, stream=out)
+        for epoch in range(epochs):
+            cb.on_epoch_begin(epoch)
+            for batch in range(batches):
+                time.sleep(0.005)
+                cb.on_train_batch_end(batch)
+            if epoch == 0:
+                time.sleep(first_epoch_pause)  # the validation pass compiles its step
+            cb.on_epoch_end(epoch)
+            if epoch == 0 and epochs > 1:
+                assert out.getvalue() == ""  # not after the first of several epochs
+        return out.getvalue()
+
+    text = run(epochs=3, first_epoch_pause=0.5)
+    rate = float(text.split("conv-f2s: ")[1].split(" images/s")[0])
+    assert rate > 100  # 8 images in about 0.01 s; the first epoch's 0.5 s counted: under 16
+    assert "(1 of 3 epochs x 8 images)" in text  # printed after the second: one to go
+    # one epoch: measured past its two warm-up batches, printed at its end
+    assert "(0 of 1 epochs x 8 images)" in run(epochs=1, first_epoch_pause=0.01, batches=4)
+
+
 def test_runtime_settings_are_checked():
     assert params.runtime({})["checkpoint_seconds"] == 30 and params.runtime({})["jit_compile"] == "auto"
     assert params.runtime({"runtime": {"jit_compile": True}})["jit_compile"] is True

@@ -82,9 +82,15 @@ def callback(name: str, images: int, epochs: int, initial_epoch: int, size: int,
             self.t0: float | None = None
             self.printed = False
             self.epoch = initial_epoch
+            self.epochs_begun = 0
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
+            self.epochs_begun += 1
+            if not self.printed and self.epochs_begun == 2:
+                # time the second epoch afresh: the first one's batches and its validation pass hold
+                # the compilation (under JAX most of a short epoch), which would slow the estimate
+                self.t0, self.measured = time.perf_counter(), 0
 
         def on_train_batch_end(self, batch, logs=None):
             if self.printed:
@@ -100,8 +106,10 @@ def callback(name: str, images: int, epochs: int, initial_epoch: int, size: int,
                     self._print(self.measured * batch_size / elapsed)
 
         def on_epoch_end(self, epoch, logs=None):
-            # a short run (few batches an epoch) still gets its estimate after the first epoch
-            if not self.printed and self.t0 is not None and self.measured:
+            # a short run (few batches an epoch) gets its estimate after its second epoch, timed over
+            # that epoch, validation included; after the first where that is the last
+            if (not self.printed and self.t0 is not None and self.measured
+                    and (self.epochs_begun >= 2 or epoch + 1 >= epochs)):
                 self._print(self.measured * batch_size / (time.perf_counter() - self.t0))
 
         def _print(self, rate: float):
@@ -131,6 +139,8 @@ def relative_flops(stages: list[tuple[str, str]], this_model: str, size: int, pa
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         base = flops(this_model)
+        if base < MIN_GFLOP_PER_IMAGE * 1e9:  # its rate says little about the others (and saves the builds)
+            return []
         return [(f"{m}-{t}", flops(m) / base) for m, t in stages]
     finally:
         random.setstate(py_state)
