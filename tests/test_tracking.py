@@ -537,3 +537,32 @@ def test_a_run_resumed_by_another_experiment_is_tagged_with_both(tmp_path, monke
     assert run.info.run_name == "second-exp/dense-f2s" and tags["mlflow.runName"] == "second-exp/dense-f2s"
     assert tags["dvc_experiment"] == "second-exp" and tags["pipeline_run"] == "second-exp"
     assert tags["dvc_experiment_started"] == "first-exp" and tags["dvc_experiments"] == "first-exp,second-exp"
+
+
+def test_ctrl_c_during_a_store_call_lands_after_the_call_completes(tmp_path, monkeypatch):
+    """A SIGINT that arrives while a store call runs: the call completes (its write is whole), then
+    training's handler raises. Raised inside SQLAlchemy, it printed SQLAlchemy's own traceback."""
+    from facesketch.core.errors import Interrupted
+    from facesketch.tracking.run import signals_held
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker = tracking.Tracker()
+    run_id = tracker.start("facesketch", "conv-f2s", {})
+    store = client(uri)
+    previous = signal.signal(signal.SIGINT, fit._raise_interrupted)  # what train() installs
+    reached = []
+    try:
+        with pytest.raises(Interrupted):
+            with signals_held():
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C, mid-call
+                store.log_metric(run_id, "loss", 0.25, step=1)
+                reached.append("after the write")
+        assert signal.getsignal(signal.SIGINT) is fit._raise_interrupted  # training's handler is back
+        with signals_held():  # no signal: nothing raised
+            store.log_metric(run_id, "loss", 0.125, step=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        tracker.end("KILLED")
+    assert reached == ["after the write"]
+    assert [m.value for m in store.get_metric_history(run_id, "loss")] == [0.25, 0.125]

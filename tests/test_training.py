@@ -152,6 +152,9 @@ def test_ctrl_c_in_the_train_stage_exits_130_with_one_line_and_resumes(tmp_path,
         if state_file.exists() and fileio.read_json(state_file).get("epochs_done", 0) >= 2:
             break
         time.sleep(0.05)
+    if proc.poll() is not None:  # say why rather than fail on a missing checkpoint below
+        out, err = proc.communicate()
+        pytest.fail(f"training ended (exit {proc.returncode}) before the signal could land:\n{err[-3000:]}")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     done = fileio.read_json(state_file)["epochs_done"]

@@ -8,10 +8,13 @@ explicitly; nothing relies on MLflow's process-wide active run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +38,25 @@ def _connection_lost(exc: BaseException) -> bool:
 def _unavailable(uri: str, exc: BaseException) -> str:
     return (f"the store {display(uri)} is unavailable ({exc})" if isinstance(exc, StoreUnavailable)
             else f"the store {display(uri)} failed ({short(exc)})")
+
+
+@contextlib.contextmanager
+def signals_held(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
+    """Hold Ctrl-C and SIGTERM while a store call runs, then deliver them to the handlers that were
+    in place. Training raises on them at once; raised inside SQLAlchemy's cursor handling, that
+    printed SQLAlchemy's own traceback ("Error closing cursor") and could cut a write in half."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # to the restored handler: Interrupted, KeyboardInterrupt, ...
 
 
 class Tracker:
@@ -72,7 +94,8 @@ class Tracker:
                 self.not_logged.append(what)
             return None
         try:
-            return fn(self._client)
+            with signals_held():
+                return fn(self._client)
         except Exception as exc:  # noqa: BLE001 - any store error must not stop training
             msg = f"MLflow: {what} was not logged ({short(exc)})"
             if what not in self.not_logged:
@@ -90,7 +113,8 @@ class Tracker:
         self._attempted = True
         self.uri = uri = store.tracking_uri()
         try:
-            return store.open_client(uri)
+            with signals_held():
+                return store.open_client(uri)
         except Exception as exc:  # noqa: BLE001
             if new_run:
                 self._give_up(exc)
@@ -118,15 +142,16 @@ class Tracker:
         if client is None:
             return None
         try:
-            self.experiment_id = _experiment_id(client, experiment, store.artifact_root(self.uri))
-            _close_orphans(client, self.experiment_id)
-            run = _resumable(client, resume_run_id, self.experiment_id)
-            if run is not None:
-                client.update_run(run.info.run_id, status="RUNNING")
-                self.resumed = True
-            else:
-                run = client.create_run(self.experiment_id, run_name=run_name,
-                                        tags={**source_tags(), **tags, **process_tags()})
+            with signals_held():
+                self.experiment_id = _experiment_id(client, experiment, store.artifact_root(self.uri))
+                _close_orphans(client, self.experiment_id)
+                run = _resumable(client, resume_run_id, self.experiment_id)
+                if run is not None:
+                    client.update_run(run.info.run_id, status="RUNNING")
+                    self.resumed = True
+                else:
+                    run = client.create_run(self.experiment_id, run_name=run_name,
+                                            tags={**source_tags(), **tags, **process_tags()})
         except Exception as exc:  # noqa: BLE001
             self._give_up(exc)
             return None
