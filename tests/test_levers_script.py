@@ -106,6 +106,16 @@ def test_a_sweep_trains_scores_and_compares_each_lever_with_the_base_run(tmp_pat
     assert " ..." not in again.stdout  # nothing retrained: both runs were finished
     assert json.loads((out / "levers.json").read_text())["runs"] == res["runs"]
 
+    # `--on ssim --levers` alone: the ssim setting's own estimate, from its finished run (nothing trains)
+    alone = subprocess.run([*cmd[:cmd.index("--levers")], "--levers", "--on", "ssim", "--epochs", "1"],
+                           capture_output=True, text=True, env=venv_env, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert " ..." not in alone.stdout
+    on = json.loads((out / "levers-on-ssim.json").read_text())
+    assert (on["pooled"], [e["lever"] for e in on["estimates"]]) == ([], ["base"])
+    assert on["estimates"][0]["fsim"]["mean"] == pytest.approx(float(per["ssim"]["fsim"].mean()))
+    assert "| dense | f2s | ssim | 4 |" in (out / "levers-on-ssim.md").read_text()
+
 
 def test_cross_validation_scores_every_pair_per_seed_and_a_test_time_lever_retrains_nothing(tmp_path, venv_env):
     """--folds 2 --repeats 2: each pair tested once per training seed; the pooled delta is over every
