@@ -12,6 +12,7 @@ import pytest
 
 from facesketch.core import fileio
 from facesketch.training.fit import train
+from facesketch.training import fit
 from conftest import REPO, tiny_params
 
 
@@ -302,3 +303,24 @@ def test_the_train_stage_reports_a_full_disk_in_one_line_and_exits_1(tmp_path, t
     assert len(errors) == 1 and "checkpoints/dense-f2s/last.weights.h5: No space left on device (errno 28, ENOSPC)" \
         in errors[0], res.stderr[-3000:]
     assert fileio.read_json(proj / "checkpoints" / "dense-f2s" / "state.json")["epochs_done"] == 1
+
+
+def test_a_signal_during_fit_is_raised_at_the_next_batch_end_not_where_it_lands():
+    """During fit() the handler only notes the signal (raised inside NumPy's conversion of a JAX array
+    it was swallowed, and training ran to the end); the callback raises it at the next batch's end."""
+    from facesketch.core.errors import Interrupted
+
+    callback = fit._interrupt_callback()
+    fit._in_fit = True
+    try:
+        fit._raise_interrupted(signal.SIGINT, None)  # lands mid-batch: noted, not raised
+        assert fit._pending_signals == [signal.SIGINT]
+        with pytest.raises(Interrupted, match="SIGINT") as raised:
+            callback.on_train_batch_end(0)
+        assert raised.value.signum == signal.SIGINT and fit._pending_signals == []
+        callback.on_train_batch_end(1)  # nothing pending: nothing raised
+    finally:
+        fit._in_fit = False
+        fit._pending_signals.clear()
+    with pytest.raises(Interrupted, match="SIGTERM"):  # outside fit(): at once
+        fit._raise_interrupted(signal.SIGTERM, None)

@@ -60,8 +60,43 @@ def history_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+# Signals that arrived during fit(), raised at the next batch's end (see _raise_interrupted).
+_pending_signals: list[int] = []
+_in_fit = False
+
+
 def _raise_interrupted(signum, frame):
+    """Ctrl-C / SIGTERM. During fit() it is noted and raised at the next batch's end: raised wherever
+    it lands, it could land inside NumPy's conversion of a JAX array (Keras converts each batch's
+    logs), which swallows it, and training ran on to the end. Elsewhere it is raised at once."""
+    if _in_fit:
+        _pending_signals.append(signum)
+        return
     raise Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+
+
+def _raise_pending() -> None:
+    if _pending_signals:
+        signum = _pending_signals[0]
+        _pending_signals.clear()
+        raise Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+
+
+def _interrupt_callback():
+    """Raises a signal noted during fit() at the next batch's (or epoch's) end."""
+    import keras
+
+    class RaisePendingSignal(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            _raise_pending()
+
+        def on_test_batch_end(self, batch, logs=None):
+            _raise_pending()
+
+        def on_epoch_end(self, epoch, logs=None):
+            _raise_pending()
+
+    return RaisePendingSignal()
 
 
 def train(model_name: str, task: str, params: dict[str, Any], *,
@@ -185,12 +220,20 @@ def _train(tracker: tracking.Tracker, model_name: str, task: str, params: dict[s
             name, len(train_set.ids), training["epochs"], initial_epoch, size, batch_size=training["batch_size"],
             others=lambda: _pending_others(params, model_name, name, size, Path(models_dir))))
 
+    global _in_fit
+    callbacks.append(_interrupt_callback())
     try:  # signals and the MLflow run's end status are handled once, in train()
         if initial_epoch < training["epochs"]:
-            model.fit(train_data, steps_per_epoch=steps_per_epoch, epochs=training["epochs"],
-                      initial_epoch=initial_epoch, validation_data=val_data,
-                      shuffle=False,  # the inputs shuffle, seeded
-                      callbacks=callbacks, verbose=verbose)
+            _pending_signals.clear()
+            _in_fit = True
+            try:
+                model.fit(train_data, steps_per_epoch=steps_per_epoch, epochs=training["epochs"],
+                          initial_epoch=initial_epoch, validation_data=val_data,
+                          shuffle=False,  # the inputs shuffle, seeded
+                          callbacks=callbacks, verbose=verbose)
+            finally:
+                _in_fit = False
+            _raise_pending()  # one that arrived after the last batch
     except KeyboardInterrupt as exc:  # the stage script prints this line alone and exits 130 (SIGTERM: 143)
         raise Interrupted(getattr(exc, "signum", signal.SIGINT),
                           f"{name}: interrupted; the next `dvc repro` resumes after epoch "
