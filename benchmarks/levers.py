@@ -189,6 +189,16 @@ def delta(before, after, metric: str) -> dict[str, Any]:
             "significant": bool(interval and (interval[0] > 0 or interval[1] < 0))}
 
 
+def aligned(tables: list, metric: str):
+    """(tables, images) array of ``metric`` over the images every table scored, in one order."""
+    import numpy as np
+
+    both = tables[0].index
+    for table in tables[1:]:
+        both = both.intersection(table.index)
+    return np.stack([t.loc[both, metric].to_numpy(np.float64) for t in tables])
+
+
 def seeded_delta(before: list, after: list, metric: str) -> dict[str, Any]:
     """after - before over R training seeds (lists of per-image tables, one per seed, paired by seed):
     the mean, its two-level bootstrap interval (seeds and images resampled) and each seed's mean."""
@@ -196,11 +206,7 @@ def seeded_delta(before: list, after: list, metric: str) -> dict[str, Any]:
 
     from facesketch.evaluation.protocol import paired_difference_over_seeds
 
-    both = before[0].index
-    for table in (*before, *after):
-        both = both.intersection(table.index)
-    a = np.stack([t.loc[both, metric].to_numpy(np.float64) for t in after])
-    b = np.stack([t.loc[both, metric].to_numpy(np.float64) for t in before])
+    a, b = np.split(aligned([*after, *before], metric), 2)
     d = paired_difference_over_seeds(a, b)
     return {"diff": d.difference, "interval": list(d.interval) if d.interval else None, "images": d.n_images,
             "seeds": d.n_seeds, "per_seed": list(d.per_seed), "seed_spread": d.seed_spread,
@@ -215,10 +221,7 @@ def estimate(tables: list, metric: str) -> dict[str, Any]:
 
     from facesketch.evaluation.protocol import bootstrap_interval
 
-    both = tables[0].index
-    for table in tables:
-        both = both.intersection(table.index)
-    values = np.stack([t.loc[both, metric].to_numpy(np.float64) for t in tables])
+    values = aligned(tables, metric)
     values = values[:, np.isfinite(values).all(axis=0)]
     if not values.size:
         return {"mean": None, "interval": None, "seed_spread": None}
@@ -347,23 +350,14 @@ def sweep(args) -> dict[str, Any]:
     for model in args.models:
         for task in args.tasks:
             if not any(r["model"] == model and r["task"] == task for r in runs):
-                continue
-            for lever in ["base", *args.levers]:
-                if not applies(lever, model) or (args.on and not applies(args.on, model)):
-                    continue
-                tables = pooled_tables(model, task, lever)
-                estimates.append({"model": model, "task": task, "lever": lever,
-                                  "images": int(len(tables[0])),
-                                  **{m: estimate(tables, m) for m in compared(task, tables[0].columns)}})
-    for model in args.models:
-        for task in args.tasks:
-            if not any(r["model"] == model and r["task"] == task for r in runs):
-                continue
-            base_tables = pooled_tables(model, task, "base")
-            for lever in args.levers:
-                if not applies(lever, model) or (args.on and not applies(args.on, model)):
-                    continue
-                lever_tables = pooled_tables(model, task, lever)
+                continue  # a model the --on lever does not apply to
+            tables = {lever: pooled_tables(model, task, lever) for lever in ["base", *args.levers]
+                      if applies(lever, model)}
+            for lever, lever_tables in tables.items():
+                estimates.append({"model": model, "task": task, "lever": lever, "images": int(len(lever_tables[0])),
+                                  **{m: estimate(lever_tables, m) for m in compared(task, lever_tables[0].columns)}})
+            base_tables = tables.pop("base")
+            for lever, lever_tables in tables.items():
                 judged = compared(task, [c for c in base_tables[0].columns.intersection(lever_tables[0].columns)
                                          if all(t[c].notna().all() for t in (*base_tables, *lever_tables))])
                 pooled.append({"model": model, "task": task, "lever": lever,
@@ -406,12 +400,13 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {r['seed']} | {r['model']} | {r['task']} | {r['lever']} | " + " | ".join(cells)
                      + f" | {r['train_seconds']:.0f} | {r.get('training_seed', r['seed'])} |")
     over = "every fold" if res.get("folds") else f"seeds {', '.join(map(str, res['seeds']))}"
-    lines += [] if not res["pooled"] else ["", f"Pooled over {over} (every test image, paired) and {repeats} training seed(s): mean +- its "
-              "spread across the training seeds (sd of the per-seed means); delta with a 95% interval that "
-              "resamples the training seeds and the images (protocol.paired_difference_over_seeds):",
-              "", ("| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta "
-                   "| ID AUC before -> after | delta |"),
-              "|---|---|---|---|---|---|---|---|---|"]
+    if res["pooled"]:
+        lines += ["", f"Pooled over {over} (every test image, paired) and {repeats} training seed(s): mean +- "
+                  "its spread across the training seeds (sd of the per-seed means); delta with a 95% interval that "
+                  "resamples the training seeds and the images (protocol.paired_difference_over_seeds):",
+                  "", ("| model | task | lever | FSIM(c) before -> after | delta | SSIM before -> after | delta "
+                       "| ID AUC before -> after | delta |"),
+                  "|---|---|---|---|---|---|---|---|---|"]
     for p in res["pooled"]:
         head = HEADLINE[p["task"]]
         cells = []

@@ -65,6 +65,10 @@ _pending_signals: list[int] = []
 _in_fit = False
 
 
+def _interrupted(signum: int) -> Interrupted:
+    return Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+
+
 def _raise_interrupted(signum, frame):
     """Ctrl-C / SIGTERM. During fit() it is noted and raised at the next batch's end: raised wherever
     it lands, it could land inside NumPy's conversion of a JAX array (Keras converts each batch's
@@ -72,14 +76,14 @@ def _raise_interrupted(signum, frame):
     if _in_fit:
         _pending_signals.append(signum)
         return
-    raise Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+    raise _interrupted(signum)
 
 
 def _raise_pending() -> None:
     if _pending_signals:
         signum = _pending_signals[0]
         _pending_signals.clear()
-        raise Interrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+        raise _interrupted(signum)
 
 
 def _interrupt_callback():
