@@ -22,6 +22,10 @@
 #     validation hold-out): the levers that paid in benchmarks/levers.py's
 #     cross-validated screen (docs/results.md). The same settings are
 #     levers.py's `benchmark` lever (a test keeps the two equal).
+#     At test time, s2f's outputs are mirrored (test_time.s2f.mirror: each
+#     averaged with the mirrored output of the mirrored sketch; `facesketch
+#     predict` and the web page do the same with that model); f2s's are not
+#     (mirroring lowered FSIM, raised FSIMc, at the screen's budget and this one).
 #     Measured on the 2-core reference CPU: see docs/results.md.
 #   --gpu: unet_gan and vae on both tasks at the study's 256 px, 200 epochs, batch 8,
 #     the same levers.
@@ -62,7 +66,7 @@ dvc exp run --name "benchmark-$budget" --force \
   -S data.source=archive_dir -S "data.archive_dir=$archive_dir" "${split[@]}" \
   -S 'tasks=[f2s,s2f]' -S split.val_fraction=0 \
   -S augment.jitter=0 -S augment.flip=false -S lr_schedule=linear_decay -S ssim_weight=1.0 \
-  -S edge_weight=1.0 -S ema_decay=0.999 \
+  -S edge_weight=1.0 -S ema_decay=0.999 -S test_time.s2f.mirror=true \
   "${settings[@]}" "$@"
 echo
 echo "benchmark: done in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s (experiment benchmark-$budget; reports/report.md):"

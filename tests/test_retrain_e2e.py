@@ -5,7 +5,8 @@ each file touched (a comment appended) and restored in turn:
 - the time estimate, the MLflow calls and the face detector leave every train stage up to date;
 - the loss functions or a model module make train stale;
 - the face-geometry code makes only the face_geometry stage stale (predict, which reads its
-  output, is not a stage).
+  output, is not a stage);
+- a test-time lever (params.yaml test_time) re-runs that task's evaluate and the report only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 
 import pytest
 
-from e2e_helpers import clean_env, make_project, sh, stages_run
+from e2e_helpers import clean_env, make_project, sh, stages_run, store
 
 pytestmark = pytest.mark.slow
 
@@ -59,3 +60,16 @@ def test_only_arithmetic_retrains(tmp_path, venv_env):
     assert stale_after_touching("faces/measure.py") == {"face_geometry"}
     assert stale_after_touching("faces/geometry.py") == {"face_geometry"}
     assert stale() == set()
+
+    # a test-time lever changes what is scored, not what is learnt: that task's evaluate and the
+    # report run again, nothing is retrained, and the scores and the report say which lever
+    before = json.loads((proj / "metrics" / "conv-f2s.json").read_text())
+    out = sh(["dvc", "exp", "run", "-S", "test_time.f2s.mirror=true"], proj, env)
+    assert stages_run(out) == {"check_params", EVALUATE, "report"}, out[-3000:]
+    after = json.loads((proj / "metrics" / "conv-f2s.json").read_text())
+    assert "test_time" not in before and after["test_time"] == "mirror"
+    assert after["mae"] != before["mae"] and after["model_sha256"] == before["model_sha256"]
+    assert "Scored with test-time levers" in (proj / "reports" / "report.md").read_text()
+    client, _ = store(proj)  # and the model's MLflow run is tagged with it
+    run_id = json.loads((proj / "models" / "conv-f2s" / "info.json").read_text())["mlflow_run_id"]
+    assert client.get_run(run_id).data.tags["test_time"] == "mirror"

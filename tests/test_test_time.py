@@ -49,3 +49,65 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="mirror='yes' is not valid"):
         test_time.check({"mirror": "yes"})
     assert test_time.describe({"mirror": True, "bilateral": True}) == "mirror, bilateral"
+
+
+def test_the_record_in_a_metrics_file_reads_back_and_names_an_unknown_lever():
+    for mirror in (False, True):
+        for smooth in (False, True):
+            options = {"mirror": mirror, "bilateral": smooth}
+            summary = {test_time.RECORD_KEY: test_time.describe(options)} if mirror or smooth else {}
+            assert test_time.recorded(summary) == options
+    assert test_time.recorded(None) == {"mirror": False, "bilateral": False}
+    assert test_time.recorded({"test_time": "none"}) == {"mirror": False, "bilateral": False}
+    with pytest.raises(ValueError, match="'sharpen' is not known"):
+        test_time.recorded({"test_time": "mirror, sharpen"})
+
+
+def test_params_yaml_has_one_switch_per_task_and_lever_and_refuses_a_typo():
+    from facesketch import TASKS
+    from facesketch.core.errors import ParamError
+    from facesketch.core.params import section
+    from facesketch.core.schema import OutputLevers, OutputLeversPerTask
+
+    assert tuple(OutputLeversPerTask.model_fields) == tuple(TASKS)
+    assert tuple(OutputLevers.model_fields) == test_time.OPTIONS
+    levers = section({"test_time": {"s2f": {"mirror": True}}}, "test_time")
+    assert levers.s2f.model_dump() == {"mirror": True, "bilateral": False}
+    assert levers.f2s.model_dump() == {"mirror": False, "bilateral": False}
+    with pytest.raises(ParamError, match=r"test_time\.s2f\.mirorr is not a known setting; did you mean "
+                                         r"test_time\.s2f\.mirror\?"):
+        section({"test_time": {"s2f": {"mirorr": True}}}, "test_time")
+    with pytest.raises(ParamError, match=r"test_time\.f2s\.bilateral='yes' is not valid; expected true or false"):
+        section({"test_time": {"f2s": {"bilateral": "yes"}}}, "test_time")
+
+
+def test_a_predictor_applies_the_levers_its_scores_include(tmp_path):
+    """What `facesketch predict` and the web page output is what evaluate scored."""
+    import keras
+
+    from facesketch.core.errors import FacesketchError
+    from facesketch.data.dataset import to_uint8
+    from facesketch.use.catalog import ModelEntry
+    from facesketch.use.predictor import Predictor
+
+    kernel = np.zeros((3, 3, 3, 3), np.float32)
+    for c in range(3):
+        kernel[1, 0, c, c] = 1.0  # each channel shifted right: not mirror-symmetric
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(3, 3, padding="same", use_bias=False)])
+    model.layers[0].set_weights([kernel])
+    x = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
+
+    def entry(metrics, stale=None):
+        return ModelEntry(name="conv-s2f", model="conv", task="s2f", path=tmp_path, info={"image_size": 32},
+                          metrics=metrics, metrics_file=tmp_path / "conv-s2f.json", stale=stale)
+
+    plain = to_uint8(test_time.predict(model, x))
+    both = Predictor(entry({"ssim": 0.5, "test_time": "mirror, bilateral"}), model, batch_size=2).run_batch(x)
+    assert np.array_equal(both, test_time.bilateral(to_uint8(test_time.predict(model, x, mirror=True))))
+    assert not np.array_equal(both, plain)
+    assert np.array_equal(Predictor(entry({"ssim": 0.5}), model, batch_size=2).run_batch(x), plain)
+    # scores of another model file describe nothing: no levers taken from them
+    stale = entry({"test_time": "mirror"}, stale="it scored another model file")
+    assert np.array_equal(Predictor(stale, model, batch_size=2).run_batch(x), plain)
+    with pytest.raises(FacesketchError, match=r"conv-s2f\.json: .*'sharpen' is not known"):
+        Predictor(entry({"test_time": "sharpen"}), model)

@@ -240,6 +240,20 @@ class Report(Section):
     grid_pairs: PositiveInt = 4  # test pairs shown per task in the image grid
 
 
+class OutputLevers(Section):
+    """One task's test-time levers (evaluation/test_time.py): done to a trained model's outputs, not
+    learnt; the names are test_time.OPTIONS (a test keeps them equal)."""
+    mirror: bool = False      # average with the mirrored output of the mirrored input
+    bilateral: bool = False   # OpenCV's bilateral filter on each 8-bit output
+
+
+class OutputLeversPerTask(Section):
+    """``test_time:``, per task: evaluate scores the outputs so, and `facesketch predict` and the
+    web page do the same to a model scored so (the scores describe what a user gets)."""
+    f2s: OutputLevers = Field(default_factory=OutputLevers)
+    s2f: OutputLevers = Field(default_factory=OutputLevers)
+
+
 class Pipeline(Training):
     """Every top-level setting but ``models`` and the models' own sections
     (:data:`facesketch.core.param_check.Params` adds those)."""
@@ -250,6 +264,7 @@ class Pipeline(Training):
     tasks: Annotated[list[str], names("tasks", lambda: TASKS)]
     mlflow: Mlflow = Field(default_factory=Mlflow)
     report: Report = Field(default_factory=Report)
+    test_time: OutputLeversPerTask = Field(default_factory=OutputLeversPerTask)
 
 
 # --------------------------------------------------------------------------- errors -> messages

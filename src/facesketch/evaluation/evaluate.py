@@ -67,7 +67,7 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
         preds_u8 = tt.bilateral(preds_u8)
     summary, per_image = score(task, preds_u8, test.ids, predictions_of(name, predictions_dir), raw_dir)
     if any(options.values()):
-        summary["test_time"] = tt.describe(options)
+        summary[tt.RECORD_KEY] = tt.describe(options)
     summary[SCORED_MODEL_KEY] = scored  # readers refuse these scores for any other model file (#27)
     write_scores(name, summary, per_image, metrics_dir)
     if not track:
@@ -80,7 +80,8 @@ def evaluate(model_name: str, task: str, *, models_dir: Path = MODELS_DIR, metri
                                                ("target", test.targets)])
         tracking.log_to_run(info["mlflow_run_id"], logged_metrics(summary),
                             [per_image_file(name, metrics_dir)], {"test_samples.png": sample},
-                            artifact_path="per_image", label=f"evaluation of {name}")
+                            artifact_path="per_image", label=f"evaluation of {name}",
+                            tags={tt.RECORD_KEY: tt.describe(options)})
     else:
         tracking.not_logged(name, "test metrics, per-image CSV, sample grid", "its training run was not logged")
     return summary

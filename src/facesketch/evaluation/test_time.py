@@ -10,8 +10,11 @@ Bilateral post-filter
     (diameter 5 px at 256 px, scaled with the image; colour sigma 20 of 255; space sigma the
     diameter's).
 
-Both are off unless asked for (``evaluate(..., test_time={"mirror": True})``); the lever study
-(benchmarks/levers.py) measures them before any default changes.
+Both are off unless asked for: params.yaml's ``test_time:`` section, per task, or
+``evaluate(..., test_time={"mirror": True})``; the lever study (benchmarks/levers.py) measures them.
+A model's metrics file records the levers its scores include (``RECORD_KEY``), and whatever runs the
+model for a user (use/predictor.py) applies the same ones (:func:`recorded`), so that the scores
+describe the outputs a user gets.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import cv2
 import numpy as np
 
 OPTIONS = ("mirror", "bilateral")
+RECORD_KEY = "test_time"  # in metrics/<model>-<task>.json: describe()'s text, absent when none
 BILATERAL = {"diameter_at_256": 5, "sigma_color": 20.0}
 
 
@@ -66,3 +70,14 @@ def describe(options: Mapping[str, bool]) -> str:
     """One line for the record: which test-time levers the scores include."""
     on = [name for name in OPTIONS if options.get(name)]
     return ", ".join(on) if on else "none"
+
+
+def recorded(scores: Mapping[str, Any] | None) -> dict[str, bool]:
+    """The options a metrics summary says its scores include (the inverse of :func:`describe`; none
+    when the summary has no record); an unknown name is refused, naming it."""
+    text = (scores or {}).get(RECORD_KEY)
+    if text is None or text == "none":
+        return check(None)
+    if not isinstance(text, str):
+        raise ValueError(f"{RECORD_KEY}={text!r} is not valid; expected names of: {', '.join(OPTIONS)}")
+    return check({name.strip(): True for name in text.split(",") if name.strip()})

@@ -16,8 +16,8 @@ from facesketch.data.dataset import load_task
 from facesketch.evaluation.grids import as_rgb, image_grid, write_png
 from facesketch.report.charts import loss_charts, svg_sheet
 from facesketch.report.content import (SIGNIFICANT_MARK, Report,
-                      absent_groups, answers, collect, comparison_rows, fallback_note, comparisons, facts, glance, metric_settings, psnr_note,
-                      resolution_note, results_table)
+                      absent_groups, answers, collect, comparison_rows, fallback_note, comparisons, facts, glance, metric_settings,
+                      resolution_note, results_table, table_notes)
 from facesketch.report.html_writer import to_html
 from facesketch.report.markdown_writer import to_markdown
 
@@ -72,7 +72,7 @@ def build(params: dict[str, Any], metrics_dir: Path = METRICS_DIR, models_dir: P
                "CUHK results." if source == "synthetic" else None)
     return Report(
         title="facesketch report", intro=intro, warning=warning,
-        table=results_table(rows, compared), table_note=psnr_note(rows), absent=absent_groups(rows),
+        table=results_table(rows, compared), table_note=table_notes(rows), absent=absent_groups(rows),
         group_notes={k: v for k, v in {"identity": fallback_note(rows)}.items() if v},
         comparisons=comparison_rows(compared), answers=answers(compared), split_note=split_note,
         n_images={r["task"]: r["n_images"] for r in rows if not r["baseline"] and r.get("n_images")},

@@ -276,6 +276,24 @@ def psnr_note(rows: list[dict[str, Any]]) -> str | None:
         "; ".join(left_out) + "."
 
 
+def test_time_note(rows: list[dict[str, Any]]) -> str | None:
+    """Which models' scores include test-time levers (params.yaml ``test_time``), if any do."""
+    with_levers = [f"{r['label']} {r['task']}: {r['test_time']}" for r in rows
+                   if not r["baseline"] and r.get("test_time") not in (None, "none")]
+    if not with_levers:
+        return None
+    return ("Scored with test-time levers (params.yaml `test_time`; `facesketch predict` and the web page "
+            "apply the same to these models): " + "; ".join(with_levers) + ". Mirror: each output averaged "
+            "with the mirrored output of the mirrored input; bilateral: OpenCV's bilateral filter on each "
+            "8-bit output (src/facesketch/evaluation/test_time.py).")
+
+
+def table_notes(rows: list[dict[str, Any]]) -> str | None:
+    """The notes under the results table, in one paragraph (None: none apply)."""
+    notes = [n for n in (test_time_note(rows), psnr_note(rows)) if n]
+    return " ".join(notes) or None
+
+
 # ---------------------------------------------------------------- metric settings
 
 def _doc_entries(doc: str, marker: str) -> list[tuple[str, str]]:

@@ -356,7 +356,7 @@ def mark_run(run_id: str, status: str) -> None:
 
 def log_to_run(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (),
                images: dict[str, Any] | None = None, *, artifact_path: str | None = None,
-               label: str | None = None) -> list[str]:
+               label: str | None = None, tags: dict[str, str] | None = None) -> list[str]:
     """Add evaluation results to a finished training run (the evaluate stage).
 
     The run is not reopened (its status stays FINISHED, even if this process is
@@ -365,6 +365,8 @@ def log_to_run(run_id: str, metrics: dict[str, float], artifacts: list[Path] = (
     tracker = Tracker(label or f"run {run_id}")
     tracker.attach(run_id)
     tracker.log_metrics(metrics)
+    if tags:
+        tracker.set_tags(tags)
     for a in artifacts:
         tracker.log_artifact(a, artifact_path)
     for name, rgb in (images or {}).items():

@@ -3,7 +3,8 @@
 Each run is tagged with ``pipeline_run`` (the DVC experiment's name, or for a
 plain ``dvc repro`` the commit plus a digest of params.yaml), which groups the
 model x task runs of one ``dvc exp run``, plus ``dvc_experiment``,
-``git_commit``, ``model``, ``task`` and ``data_source``.
+``git_commit``, ``model``, ``task`` and ``data_source``; the evaluate stage adds
+``test_time`` (the test-time levers its scores include, or none).
 """
 
 from __future__ import annotations

@@ -63,6 +63,17 @@ class ModelEntry:
             raise FacesketchError(f"{exc}; run `dvc repro face_geometry`, or use --no-align") from None
 
     @property
+    def test_time(self) -> dict[str, bool]:
+        """The test-time levers its scores include (evaluation/test_time.py; none without usable
+        metrics): a predictor applies the same, so the scores describe its outputs."""
+        from facesketch.evaluation.test_time import recorded
+
+        try:
+            return recorded(None if self.stale else self.metrics)
+        except ValueError as exc:
+            raise FacesketchError(f"{self.metrics_file}: {exc}") from None
+
+    @property
     def ssim(self) -> float | None:
         return _finite((self.metrics or {}).get("ssim"))
 
@@ -90,6 +101,7 @@ class ModelEntry:
             # SSIM rank-1: "ssim_rank1" since #26, "rank1" since the benchmark protocol, "accuracy" before
             "fsim": _finite(m.get("fsim")),
             "accuracy": _finite(m.get("ssim_rank1", m.get("rank1", m.get("accuracy")))),
+            "test_time": (self.metrics or {}).get("test_time", "none") if not self.stale else "none",
             "metrics_file": str(self.metrics_file) if self.metrics_file else None,
             "metrics_stale": self.stale,
         }

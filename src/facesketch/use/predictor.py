@@ -1,6 +1,7 @@
 """A trained model run on pictures: prepared as the pipeline prepares its data (the same reader,
 resize rule and scaling), in fixed-size batches through ``predict_on_batch`` (one traced graph for
-the whole run; the last batch is padded), and on faces in ordinary pictures: each face found, aligned
+the whole run; the last batch is padded), with the test-time levers its scores include (mirroring,
+the bilateral filter: evaluation/test_time.py, as the metrics file records them), and on faces in ordinary pictures: each face found, aligned
 to the model's training geometry, run, and pasted back or kept as a crop.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 from facesketch.core.errors import DataError, FacesketchError
 from facesketch.core.images import resize
 from facesketch.core.layout import MODEL_FILE
+from facesketch.evaluation.test_time import bilateral
 from facesketch.use.catalog import ModelEntry, ModelNotFound
 
 DEFAULT_BATCH = 8
@@ -28,6 +30,7 @@ class Predictor:
 
     def __init__(self, entry: ModelEntry, model: Any, batch_size: int = DEFAULT_BATCH):
         self.entry, self.model = entry, model
+        self.test_time = entry.test_time  # the levers its scores include: its outputs get the same
         self.size = entry.image_size
         self.batch_size = max(1, int(batch_size))
         shape = tuple(getattr(model, "input_shape", ()) or ())
@@ -71,9 +74,13 @@ class Predictor:
             if len(chunk) < b:
                 pad = np.zeros((b - len(chunk), *chunk.shape[1:]), np.float32)
                 chunk = np.concatenate([chunk, pad])
-            pred = self.model.predict_on_batch(chunk)
-            outs.append(to_uint8(np.asarray(pred, np.float32)[: min(b, n - start)]))
-        return np.concatenate(outs) if outs else np.empty((0, self.size, self.size, 3), np.uint8)
+            pred = np.asarray(self.model.predict_on_batch(chunk), np.float32)
+            if self.test_time["mirror"]:  # as evaluation/test_time.predict: with the mirrored input's, mirrored back
+                flipped = np.asarray(self.model.predict_on_batch(np.ascontiguousarray(chunk[:, :, ::-1])), np.float32)
+                pred = (pred + flipped[:, :, ::-1]) / 2
+            outs.append(to_uint8(pred[: min(b, n - start)]))
+        out = np.concatenate(outs) if outs else np.empty((0, self.size, self.size, 3), np.uint8)
+        return bilateral(out) if self.test_time["bilateral"] and len(out) else out
 
     def predict(self, images: list[np.ndarray], native: bool = False,
                 batch_size: int | None = None) -> list[np.ndarray]:
