@@ -73,6 +73,7 @@ LEVERS: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {
     "edge": ("+ 1.0 x the gradient-magnitude difference beside L1 (FSIM's Scharr operator)", None,
              {"edge_weight": 1.0}),
     "edge_half": ("+ 0.5 x the gradient-magnitude difference beside L1", None, {"edge_weight": 0.5}),
+    "lab": ("the pixel loss measured in CIELAB (/ 100) instead of RGB", None, {"loss_space": "lab"}),
     "l1_50": ("lambda_l1 50 (GAN weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 50.0}}),
     "l1_200": ("lambda_l1 200 (L1 weighs twice as much)", ("unet_gan",), {"unet_gan": {"lambda_l1": 200.0}}),
     "batchnorm": ("batch normalisation instead of instance", ("unet_gan",), {"unet_gan": {"norm": "batch"}}),
@@ -96,7 +97,7 @@ TEST_TIME: dict[str, tuple[str, dict[str, bool]]] = {
 }
 # what the base run switches off (params.yaml's defaults are the study's; these make sure)
 BASE = {"augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0, "edge_weight": 0.0,
-        "ema_decay": 0.0,
+        "ema_decay": 0.0, "loss_space": "rgb",
         "runtime": {"backend": "tensorflow"}}  # the CPU default, whatever KERAS_BACKEND says
 HEADLINE = {"f2s": "fsim", "s2f": "fsimc"}  # the published tables' figure per task
 

@@ -1,4 +1,5 @@
-"""The training levers beyond the study: paired augmentation, learning-rate schedules, the SSIM loss term."""
+"""The training levers beyond the study: paired augmentation, learning-rate schedules, the SSIM and edge
+terms, the pixel loss in CIELAB."""
 
 import csv
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from facesketch.training import losses
-from facesketch.core import backend
+from facesketch.core import backend, schema
 from facesketch.data.dataset import to_float
 from facesketch.training.fit import make_dataset, train
 from conftest import make_pairs, tiny_params
@@ -85,16 +86,67 @@ def test_edge_term_is_zero_for_a_perfect_output_and_adds_to_the_pixel_loss():
     assert with_edge.__name__ == "mae_plus_2_edge" and both.__name__ == "mae_plus_0.5_ssim_plus_2_edge"
 
 
+def test_lab_matches_scikit_image_and_has_a_finite_gradient_everywhere():
+    import keras
+    from skimage.color import rgb2lab
+
+    rng = np.random.default_rng(3)
+    edge = np.array([0.0, 0.001, 0.04045, 0.0405, 0.5, 0.999, 1.0], np.float32)
+    colours = np.stack(np.meshgrid(edge, edge, edge, indexing="ij"), -1).reshape(1, -1, 1, 3)
+    for images in (rng.random((2, 8, 8, 3)).astype(np.float32), colours):
+        np.testing.assert_allclose(np.asarray(losses.lab(images)), rgb2lab(images.astype(np.float64)),
+                                   atol=2e-3)  # float32 against scikit-image's float64
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(colours)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(losses.lab(x))
+        assert np.isfinite(tape.gradient(total, x).numpy()).all()
+    assert losses.SPACES == schema.LOSS_SPACES
+
+
+def test_the_pixel_loss_in_lab_is_the_mean_lab_difference_over_100():
+    photos, sketches = make_pairs(2, 32)
+    y, p = to_float(photos), to_float(sketches)
+    in_lab = losses.reconstruction("mae", 0.0, 0.0, "lab")
+    expected = np.abs(np.asarray(losses.lab(y)) - np.asarray(losses.lab(p))).mean(axis=(1, 2, 3)) / 100
+    np.testing.assert_allclose(np.asarray(in_lab(y, p)), expected, rtol=1e-5)
+    assert np.allclose(np.asarray(in_lab(y, y)), 0.0, atol=1e-6)
+    assert in_lab.__name__ == "mae_in_lab" and losses.reconstruction("mse", 0.5, 0, "lab").__name__ == \
+        "mse_in_lab_plus_0.5_ssim"
+    with pytest.raises(ValueError, match="loss_space=lab needs loss mae or mse"):
+        losses.reconstruction("bce", 0.0, 0.0, "lab")
+    with pytest.raises(ValueError, match="loss_space='hsv' is not valid; expected one of: rgb, lab"):
+        losses.reconstruction("mae", 0.0, 0.0, "hsv")
+
+
+def test_params_refuse_lab_with_cross_entropy_and_an_unknown_space():
+    from facesketch.core.errors import ParamError
+    from facesketch.core.params import training
+
+    base = {"optimizer": "adam", "learning_rate": 1e-3, "epochs": 1, "batch_size": 2, "loss": "mae", "seed": 0,
+            "image_size": 32}
+    assert training({**base, "loss_space": "lab"})["loss_space"] == "lab"
+    assert training(base)["loss_space"] == "rgb"
+    with pytest.raises(ParamError, match="loss_space=lab needs loss mae or mse"):
+        training({**base, "loss": "bce", "loss_space": "lab"})
+    with pytest.raises(ParamError, match="loss_space='Lab' is not valid; expected one of: rgb, lab"):
+        training({**base, "loss_space": "Lab"})
+
+
 @pytest.mark.parametrize("model", ["conv_bn", "vae", "unet_gan"])  # shared compile, the VAE's and the GAN's steps
 def test_training_with_every_lever_on(tmp_path, tiny_data, monkeypatch, model):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     processed, split_file = tiny_data
     params = tiny_params(epochs=2, augment={"jitter": 0.12, "flip": True}, lr_schedule="linear_decay",
-                         ssim_weight=0.5, edge_weight=1.0)
+                         ssim_weight=0.5, edge_weight=1.0, loss_space="lab")
     info = train(model, "f2s", params, processed_file=processed, split_file=split_file,
                  models_dir=tmp_path / "models", history_dir=tmp_path / "history", checkpoint_root=tmp_path / "ckpt",
                  verbose=0)
     assert info["training"]["ssim_weight"] == 0.5 and info["training"]["edge_weight"] == 1.0
+    assert info["training"]["loss_space"] == "lab"
     assert info["training"]["augment"]["flip"] is True
     rows = list(csv.DictReader(open(tmp_path / "history" / f"{model}-f2s.csv")))
     assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)

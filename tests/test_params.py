@@ -14,7 +14,7 @@ def test_repo_params_are_the_study_defaults():
     assert t == {"optimizer": "adam", "learning_rate": 0.001, "epochs": 200, "batch_size": 8,
                  "loss": "mae", "seed": 42, "image_size": 256,
                  "augment": {"jitter": 0.0, "flip": False}, "lr_schedule": "constant", "ssim_weight": 0.0,
-                 "edge_weight": 0.0, "ema_decay": 0.0}
+                 "edge_weight": 0.0, "ema_decay": 0.0, "loss_space": "rgb"}
     assert p["split"]["test_fraction"] == 0.2
     assert p["tasks"] == list(TASKS)
 

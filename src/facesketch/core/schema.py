@@ -36,6 +36,7 @@ FILE = "params.yaml"
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("mae", "bce", "mse")
 LR_SCHEDULES = ("constant", "linear_decay", "cosine")
+LOSS_SPACES = ("rgb", "lab")  # training.losses.SPACES (a test keeps them equal)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("auto", "none", "mirrored")
 BACKENDS = ("auto", "tensorflow", "jax")
@@ -132,6 +133,13 @@ class Training(Section):
     ssim_weight: Annotated[float, Field(ge=0)] = 0.0
     edge_weight: Annotated[float, Field(ge=0)] = 0.0
     ema_decay: Annotated[float, Field(ge=0, le=0.9999)] = 0.0  # 1 would freeze the average at the random start
+    loss_space: Literal[LOSS_SPACES] = "rgb"  # where the pixel loss is measured: RGB, or CIELAB / 100
+
+    @model_validator(mode="after")
+    def _lab_needs_a_distance(self) -> Training:
+        if self.loss_space == "lab" and self.loss == "bce":
+            raise refused("loss_space=lab needs loss mae or mse (binary cross-entropy needs values in [0, 1])")
+        return self
 
 
 class Runtime(Section):

@@ -117,6 +117,7 @@ class Pix2Pix(keras.Model):
         self.d_optimizer = None
         self.ssim_weight = 0.0
         self.edge_weight = 0.0
+        self.loss_space = "rgb"
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan_loss")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1_loss")
@@ -168,9 +169,10 @@ class Pix2Pix(keras.Model):
         g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
         g_l1 = ops.mean(ops.abs(y - fake))
         g_rec = g_l1
-        if self.ssim_weight or self.edge_weight:
-            # lambda_l1 x (L1 + ssim_weight x (1 - SSIM) + edge_weight x edges): see facesketch.training.losses
-            g_rec = ops.mean(reconstruction("mae", self.ssim_weight, self.edge_weight)(y, fake))
+        if self.ssim_weight or self.edge_weight or self.loss_space != "rgb":
+            # lambda_l1 x (L1 in loss_space + ssim_weight x (1 - SSIM) + edge_weight x edges):
+            # see facesketch.training.losses
+            g_rec = ops.mean(reconstruction("mae", self.ssim_weight, self.edge_weight, self.loss_space)(y, fake))
         g_total = g_gan + self.lambda_l1 * g_rec
         d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
                         + self.bce(ops.zeros_like(fake_logits), fake_logits))
@@ -261,7 +263,8 @@ def build(image_size: int, cfg: dict) -> keras.Model:
 
 def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto", total_steps: int = 0) -> None:
     """Two Adams from this model's settings (not the top-level optimizer/learning_rate/loss);
-    the shared ``lr_schedule`` applies to both, ``ssim_weight`` and ``edge_weight`` to the generator's L1 term.
+    the shared ``lr_schedule`` applies to both, ``loss_space``, ``ssim_weight`` and ``edge_weight`` to the
+    generator's L1 term.
 
     Both are built on their variables here, so a checkpoint restore
     (``EpochCheckpoint.restore``) finds their slots ready to load into.
@@ -271,6 +274,7 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     schedule = training.get("lr_schedule", "constant")
     model.ssim_weight = float(training.get("ssim_weight", 0.0))
     model.edge_weight = float(training.get("edge_weight", 0.0))
+    model.loss_space = training.get("loss_space", "rgb")
     g_opt = keras.optimizers.Adam(learning_rate=learning_rate(cfg["g_learning_rate"], schedule, total_steps),
                                   beta_1=cfg["beta_1"], name="g_adam")
     d_opt = keras.optimizers.Adam(learning_rate=learning_rate(cfg["d_learning_rate"], schedule, total_steps),

@@ -30,10 +30,11 @@ def make_loss(name: str):
 
 def compile_model(model, training: dict[str, Any], cfg: dict[str, Any], jit_compile="auto", total_steps: int = 0) -> None:
     """The shared compile: ``optimizer``, ``learning_rate`` (with ``lr_schedule`` over ``total_steps``),
-    ``loss`` (plus ``ssim_weight`` x (1 - SSIM) and ``edge_weight`` x the gradient-magnitude difference)
-    from params.yaml."""
+    ``loss`` (measured in ``loss_space``, plus ``ssim_weight`` x (1 - SSIM) and ``edge_weight`` x the
+    gradient-magnitude difference) from params.yaml."""
     rate = losses.learning_rate(training["learning_rate"], training.get("lr_schedule", "constant"), total_steps)
     ssim_weight, edge_weight = training.get("ssim_weight", 0.0), training.get("edge_weight", 0.0)
-    loss = (losses.reconstruction(training["loss"], ssim_weight, edge_weight) if ssim_weight or edge_weight
-            else make_loss(training["loss"]))
+    space = training.get("loss_space", "rgb")
+    loss = (losses.reconstruction(training["loss"], ssim_weight, edge_weight, space)
+            if ssim_weight or edge_weight or space != "rgb" else make_loss(training["loss"]))
     model.compile(optimizer=make_optimizer(training["optimizer"], rate), loss=loss, jit_compile=jit_compile)

@@ -1,7 +1,8 @@
 """Reconstruction losses and learning-rate schedules shared by the models.
 
-``reconstruction(name, ssim_weight, edge_weight)``: per image, the mean of the
-pixel loss (mae, mse or bce) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang
+``reconstruction(name, ssim_weight, edge_weight, space)``: per image, the mean of the
+pixel loss (mae, mse or bce; with ``space`` "lab" measured between the two images' CIELAB
+values / 100 instead of their RGB values: ``lab``, D65, as scikit-image's ``rgb2lab``) plus ``ssim_weight * (1 - SSIM)``, SSIM with Wang
 et al.'s Gaussian 11x11 window (sigma 1.5) on the [0, 1] range, averaged over
 the RGB channels (``tf.image.ssim`` under TensorFlow; ``ssim``, the same formula
 in ``keras.ops``, under other backends), plus ``edge_weight`` times the mean
@@ -18,16 +19,23 @@ import functools
 import math
 
 
-def reconstruction(name: str, ssim_weight: float = 0.0, edge_weight: float = 0.0):
+def reconstruction(name: str, ssim_weight: float = 0.0, edge_weight: float = 0.0, space: str = "rgb"):
     """A Keras loss function ``f(y_true, y_pred) -> per-image loss`` (no reduction over the batch)."""
     import keras
     from keras import ops
 
     base = {"mae": keras.losses.mean_absolute_error, "mse": keras.losses.mean_squared_error,
             "bce": keras.losses.binary_crossentropy}[name]
+    if space not in SPACES:
+        raise ValueError(f"loss_space={space!r} is not valid; expected one of: {', '.join(SPACES)}")
+    if space == "lab" and name == "bce":
+        raise ValueError("loss_space=lab needs loss mae or mse (binary cross-entropy needs values in [0, 1])")
 
     def loss(y_true, y_pred):
-        per_image = ops.mean(base(y_true, y_pred), axis=(1, 2))
+        if space == "lab":  # L/100 in [0, 1], a/100 and b/100 within about [-1, 1]
+            per_image = ops.mean(base(lab(y_true) / 100.0, lab(y_pred) / 100.0), axis=(1, 2))
+        else:
+            per_image = ops.mean(base(y_true, y_pred), axis=(1, 2))
         if ssim_weight:
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
@@ -42,9 +50,31 @@ def reconstruction(name: str, ssim_weight: float = 0.0, edge_weight: float = 0.0
                                                                   ops.cast(y_pred, "float32"))
         return per_image
 
-    loss.__name__ = name + (f"_plus_{ssim_weight:g}_ssim" if ssim_weight else "") \
-        + (f"_plus_{edge_weight:g}_edge" if edge_weight else "")
+    loss.__name__ = name + ("_in_lab" if space == "lab" else "") \
+        + (f"_plus_{ssim_weight:g}_ssim" if ssim_weight else "") + (f"_plus_{edge_weight:g}_edge" if edge_weight else "")
     return loss
+
+
+SPACES = ("rgb", "lab")  # where the pixel loss is measured (params.yaml loss_space)
+# sRGB -> XYZ (D65) and the D65 white point (2 degree observer): scikit-image's rgb2lab constants
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def lab(images):
+    """CIELAB of float sRGB images in [0, 1], (N, H, W, 3) -> (L in [0, 100], a, b), differentiable in
+    ``keras.ops``. Each branch's input is kept in its own domain (the power and cube root never see
+    a value where their gradient is infinite or undefined), so the gradient is finite everywhere."""
+    import numpy as np
+    from keras import ops
+
+    rgb = ops.cast(images, "float32")
+    linear = ops.where(rgb > 0.04045, ops.power((ops.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4), rgb / 12.92)
+    matrix = np.asarray(_XYZ_FROM_RGB, np.float32).T / np.asarray(_D65, np.float32)[None, :]
+    xyz = ops.matmul(linear, ops.convert_to_tensor(matrix))  # XYZ / the white point
+    f = ops.where(xyz > 0.008856, ops.power(ops.maximum(xyz, 0.008856), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return ops.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
 # FSIM's gradient operator (Zhang et al. 2011, FeatureSIM.m): Scharr's kernels divided by 16
