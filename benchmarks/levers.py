@@ -35,6 +35,10 @@ machine when the wall times matter.
     python benchmarks/levers.py --workspace WS --out OUT --folds 4 --repeats 2 --epochs 6 \\
         --models unet_gan --levers mirror bilateral ssim recipe     # the tuning protocol
 
+With several ``--models``, each later one is also compared with the first at the base setting (the
+same folds, seeds and images): ``--models unet_gan cycle_gan --on benchmark --levers`` asks whether
+the cycle-consistent model pays at the benchmark's recipe.
+
 ``--on LEVER`` stacks the levers on a setting already chosen: the base is that lever's own run
 (a plain sweep's run is reused) and each lever runs with both switched on:
 
@@ -367,9 +371,24 @@ def sweep(args) -> dict[str, Any]:
                                "after": {m: spread(lever_tables, m)[0] for m in judged},
                                "after_spread": {m: spread(lever_tables, m)[1] for m in judged},
                                "delta": {m: seeded_delta(base_tables, lever_tables, m) for m in judged}})
+    # each later --models model against the first, at the base setting, on the same folds, seeds and images
+    # (e.g. --models unet_gan cycle_gan: does the cycle-consistent model pay?)
+    versus = []
+    for model in args.models[1:]:
+        for task in args.tasks:
+            if not all(any(r["model"] == m and r["task"] == task and r["lever"] == "base" for r in runs)
+                       for m in (args.models[0], model)):
+                continue
+            first, other = pooled_tables(args.models[0], task, "base"), pooled_tables(model, task, "base")
+            judged = compared(task, [c for c in first[0].columns.intersection(other[0].columns)
+                                     if all(t[c].notna().all() for t in (*first, *other))])
+            versus.append({"task": task, "model": model, "against": args.models[0],
+                           "before": {m: spread(first, m)[0] for m in judged},
+                           "after": {m: spread(other, m)[0] for m in judged},
+                           "delta": {m: seeded_delta(first, other, m) for m in judged}})
     return {"workspace": str(ws), "image_size": size, "epochs": args.epochs, "batch_size": args.batch_size,
             "seeds": [u["label"] for u in plan], "folds": args.folds, "fold_seed": args.fold_seed if args.folds else None,
-            "repeats": args.repeats, "levers": {k: describe(k) for k in args.levers},
+            "repeats": args.repeats, "levers": {k: describe(k) for k in args.levers}, "versus": versus,
             "on": {"lever": args.on, "what": describe(args.on)} if args.on else None, "runs": rows, "pooled": pooled,
             "estimates": estimates}
 
@@ -420,6 +439,17 @@ def markdown(res: dict[str, Any]) -> str:
                 cells += ["-", ""]
         lines.append(f"| {p['model']} | {p['task']} | {p['lever']} ({res['levers'][p['lever']]}) | "
                      + " | ".join(cells) + " |")
+    if res.get("versus"):
+        setting = on["lever"] if on else "base"
+        lines += ["", f"Each model against {res['versus'][0]['against']}, both at the {setting} setting, on the same "
+                  f"folds, training seeds and images (delta: 95% interval resampling the seeds and the images):",
+                  "", "| model | task | FSIM(c) | delta | SSIM | delta | ID AUC | delta |", "|---|---|---|---|---|---|---|---|"]
+        for v in res["versus"]:
+            cells = []
+            for m in (HEADLINE[v["task"]], "ssim", IDENTITY):
+                cells += ([f"{v['before'][m]:.4f} -> {v['after'][m]:.4f}", fmt_delta(v["delta"][m])]
+                          if m in v["delta"] else ["-", ""])
+            lines.append(f"| {v['model']} (vs {v['against']}) | {v['task']} | " + " | ".join(cells) + " |")
     if res.get("estimates"):
         lines += ["", f"Each setting's estimate, pooled over {over} and {repeats} training seed(s): the mean over "
                   "every scored image and seed; in brackets a 95% bootstrap interval over the images (their "

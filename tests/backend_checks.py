@@ -24,7 +24,8 @@ from conftest import make_pairs, tiny_params  # noqa: E402
 from facesketch.core import backend  # noqa: E402
 
 SMALL = {"vae": {"filters": [8, 16], "posterior_filters": 8, "latent_channels": 2},
-         "unet_gan": {"filters": 4, "max_filters": 8, "dropout": 0.0}}
+         "unet_gan": {"filters": 4, "max_filters": 8, "dropout": 0.0},
+         "cycle_gan": {"filters": 4, "max_filters": 8, "dropout": 0.0}}
 SAVED = ("conv_bn", "vae", "unet_gan")
 
 
@@ -70,7 +71,7 @@ def fit_losses(name: str) -> dict:
     hist = model.fit(inputs, steps_per_epoch=1, epochs=5, verbose=0, shuffle=False).history
     result = {"losses": [float(v) for v in (hist.get("g_l1_loss") or hist["loss"])],
               "iterations": int(np.asarray(model.optimizer.iterations.value))}
-    if name == "unet_gan":
+    if name in ("unet_gan", "cycle_gan"):
         result["restored"] = restored(model, lambda: built(name, params), training(params), cfg)
     if name == "vae":
         size = 32 * 32 * 3
@@ -231,7 +232,7 @@ def main() -> None:
     backend.init(0)
     result: dict = {"backend": backend.name()}
     if mode == "run":
-        result["fit"] = {name: fit_losses(name) for name in ("dense", "conv", "conv_bn", "vae", "unet_gan")}
+        result["fit"] = {name: fit_losses(name) for name in ("dense", "conv", "conv_bn", "vae", "unet_gan", "cycle_gan")}
         result["ema"] = ema()
         result["ssim"] = ssim_values(out)
         result["edge"] = edge_values(out)

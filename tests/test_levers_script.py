@@ -170,6 +170,21 @@ def test_cross_validation_scores_every_pair_per_seed_and_a_test_time_lever_retra
     assert low < est["base"]["fsim"]["mean"] < high
     assert f"| dense | f2s | base | 12 | {est['base']['fsim']['mean']:.4f} [" in (out / "levers.md").read_text()
 
+    # a second model against the first on the same folds, seeds and images (dense's runs reused)
+    res = subprocess.run([*cmd[:cmd.index("--models")], "--models", "dense", "conv", "--tasks", "f2s", "--levers",
+                          "--epochs", "1"], capture_output=True, text=True, env=venv_env, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("training seed") and "dense-f2s, base ..." not in res.stdout  # reused, not retrained
+    result = json.loads((out / "levers.json").read_text())
+    conv = [pd.concat([pd.read_csv(root / f"fold-{k}/{'rep-1/' if rep else ''}conv-f2s-base/metrics/per_image/"
+                                   "conv-f2s.csv") for k in (0, 1)]).set_index("id") for rep in (0, 1)]
+    versus, = result["versus"]
+    assert (versus["model"], versus["against"], versus["task"]) == ("conv", "dense", "f2s")
+    per_seed = [float((c["fsim"] - b["fsim"].reindex(c.index)).mean()) for c, b in zip(conv, before)]
+    assert versus["delta"]["fsim"]["per_seed"] == pytest.approx(per_seed, abs=1e-6)
+    assert (versus["delta"]["fsim"]["images"], versus["delta"]["fsim"]["seeds"]) == (12, 2)
+    assert "| conv (vs dense) | f2s |" in (out / "levers.md").read_text()
+
 
 def test_the_benchmark_lever_is_what_cuhk_benchmark_sh_trains_with(levers):
     """The cross-validated estimate beside the benchmark's scores is only an estimate of it while

@@ -29,7 +29,8 @@ def tiny(**overrides) -> dict:
     """tiny_params with small widths for the VAE and the GAN; ``overrides`` replace whole keys."""
     base = tiny_params()
     base.update(vae={**models.config("vae", base), **VAE_TINY},
-                unet_gan={**models.config("unet_gan", base), **GAN_TINY})
+                unet_gan={**models.config("unet_gan", base), **GAN_TINY},
+                cycle_gan={**models.config("cycle_gan", base), **GAN_TINY})
     base.update(overrides)
     return base
 
@@ -201,7 +202,7 @@ def test_gan_generator_levels_follow_the_image_size():
         [64, 128, 256, 512, 512, 512, 512, 512]
 
 
-@pytest.mark.parametrize("name", ["vae", "unet_gan"])
+@pytest.mark.parametrize("name", ["vae", "unet_gan", "cycle_gan"])
 def test_same_seed_same_training(name):
     x, y = data(4)
     runs = []
@@ -211,9 +212,44 @@ def test_same_seed_same_training(name):
     assert runs[0] == runs[1]
 
 
+def test_cycle_gan_losses_are_the_paired_and_cycle_terms_of_both_directions():
+    """Recomputed by hand from its four networks: the task's L1, the cycle term, the generators' total;
+    each optimizer owns one side's networks, and the saved predictor is the task's generator."""
+    from keras import ops
+
+    x, y = data(2)
+    model = built("cycle_gan", tiny())
+    g, f = model.generator, model.backward_generator
+    tx, ty = ops.convert_to_tensor(x), ops.convert_to_tensor(y)  # as fit() hands them over
+    total, gan, l1, d_loss, cycle = (float(v) for v in model._gan_losses(tx, ty, training=False))
+    gx, fy = np.asarray(g(x, training=False)), np.asarray(f(y, training=False))
+    np.testing.assert_allclose(l1, np.abs(y - gx).mean(), rtol=1e-5)
+    hand_cycle = (np.abs(np.asarray(f(gx, training=False)) - x).mean()
+                  + np.abs(np.asarray(g(fy, training=False)) - y).mean())
+    np.testing.assert_allclose(cycle, hand_cycle, rtol=1e-5)
+
+    def fooled(disc, condition, fake):  # BCE(1, logits): the generators' GAN term per discriminator
+        logits = disc([ops.convert_to_tensor(condition), ops.convert_to_tensor(fake)], training=False)
+        return float(model.bce(ops.ones_like(logits), logits))
+
+    hand_gan = fooled(model.discriminator, x, gx) + fooled(model.backward_discriminator, y, fy)
+    np.testing.assert_allclose(gan, hand_gan, rtol=1e-5)
+    rec = np.abs(y - gx).mean() + np.abs(x - fy).mean()  # no reconstruction levers: plain L1 both ways
+    np.testing.assert_allclose(total, hand_gan + 100.0 * rec + 10.0 * hand_cycle, rtol=1e-4)
+    assert d_loss > 0
+    ids = lambda vs: {id(v) for v in vs}  # noqa: E731
+    assert ids(model.g_variables) == ids(g.trainable_variables) | ids(f.trainable_variables)
+    assert ids(model.d_variables) == ids(model.discriminator.trainable_variables) | ids(
+        model.backward_discriminator.trainable_variables)
+    assert ids(model.g_variables) | ids(model.d_variables) == ids(model.trainable_variables)
+    assert models.predictor(model) is g
+    assert model.count_params() == sum(n.count_params() for n in (g, f, model.discriminator,
+                                                                  model.backward_discriminator))
+
+
 # --- saving -------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["vae", "unet_gan"])
+@pytest.mark.parametrize("name", ["vae", "unet_gan", "cycle_gan"])
 def test_predictor_save_load_round_trip(name, tmp_path):
     x, y = data(4)
     model = built(name, tiny())
@@ -243,7 +279,8 @@ def run_train(tmp_path, tiny_data, name, tag="a", **overrides):
 
 
 @pytest.mark.parametrize("name,extra", [("vae", {"kl_loss", "reconstruction_loss"}),
-                                        ("unet_gan", {"d_loss", "g_gan_loss", "g_l1_loss"})])
+                                        ("unet_gan", {"d_loss", "g_gan_loss", "g_l1_loss"}),
+                                        ("cycle_gan", {"d_loss", "g_gan_loss", "g_l1_loss", "cycle_loss"})])
 def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra, capsys):
     info = run_train(tmp_path, tiny_data, name, epochs=2)
     assert "was not logged" not in capsys.readouterr().err  # MLflow took the run, metrics and model
@@ -259,7 +296,7 @@ def test_trains_end_to_end(tmp_path, tiny_data, mlflow_store, name, extra, capsy
     assert out.shape == (2, 32, 32, 3) and 0 <= out.min() and out.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["unet_gan", "vae"])
+@pytest.mark.parametrize("name", ["unet_gan", "vae", "cycle_gan"])
 def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, mlflow_store, monkeypatch, name):
     """Interrupt after epoch 2 of 3; a fresh model restores exactly; train() then resumes.
 
@@ -294,7 +331,7 @@ def test_checkpoint_restores_weights_and_every_optimizer(tmp_path, tiny_data, ml
     assert state["epochs_done"] == 2
     fresh = built(name, tiny())
     opts = fit._optimizers(fresh)
-    assert len(opts) == len(seen["opts"]) == (2 if name == "unet_gan" else 1)
+    assert len(opts) == len(seen["opts"]) == (1 if name == "vae" else 2)
     ckpt = make_class()(ckpt_dir, state, list(state["history"]), tracking.Tracker())
     assert ckpt.restore(fresh) == 2
     for a, b in zip(snapshot(fresh.weights), seen["weights"], strict=True):

@@ -150,6 +150,8 @@ SHIPPED_CONFIG = {
             "kl_warmup_steps": 1000, "predictor_weight": 1.0, "alpha": 0.2, "norm": "group"},
     "unet_gan": {"g_learning_rate": 2.0e-4, "d_learning_rate": 2.0e-4, "beta_1": 0.5, "lambda_l1": 100.0,
                  "filters": 64, "max_filters": 512, "dropout": 0.5, "norm": "instance"},
+    "cycle_gan": {"g_learning_rate": 2.0e-4, "d_learning_rate": 2.0e-4, "beta_1": 0.5, "lambda_l1": 100.0,
+                  "filters": 64, "max_filters": 512, "dropout": 0.5, "norm": "instance", "lambda_cycle": 10.0},
 }
 
 

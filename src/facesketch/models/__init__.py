@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "conv_bn": "facesketch.models.conv_bn",
     "vae": "facesketch.models.vae",
     "unet_gan": "facesketch.models.unet_gan",
+    "cycle_gan": "facesketch.models.cycle_gan",
 }
 
 
@@ -47,6 +48,10 @@ DESCRIPTIONS: dict[str, str] = {
                 "PatchGAN discriminator that penalises blur patch by patch: sharper strokes and texture, which "
                 "FSIM (phase congruency, gradients) and SCOOT (local texture statistics) reward, at times at a "
                 "cost in pixel-wise MAE and PSNR.",
+    "cycle_gan": "pix2pix in both directions at once (a second U-Net maps the target back to the input, each with "
+                 "its own PatchGAN) with cycle terms: the task's generator must keep what is needed to get the "
+                 "input back, identity included; the paired L1 keeps each direction on the pairs. Twice "
+                 "unet_gan's work per step.",
 }
 
 

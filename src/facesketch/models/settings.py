@@ -81,6 +81,11 @@ class UnetGan(Section):
     norm: Norm = "instance"
 
 
+class CycleGan(UnetGan):
+    """unet_gan's settings for both generators and both discriminators, plus the cycle term's weight."""
+    lambda_cycle: Annotated[float, Field(ge=0)] = 10.0  # CycleGAN's weight
+
+
 #: every registered model's section (tests/test_models.py: the same keys as the registry, the same
 #: classes as each module's SPEC.settings)
 SECTIONS: dict[str, type[Section]] = {
@@ -89,4 +94,5 @@ SECTIONS: dict[str, type[Section]] = {
     "conv_bn": ConvBn,
     "vae": Vae,
     "unet_gan": UnetGan,
+    "cycle_gan": CycleGan,
 }

@@ -57,7 +57,7 @@ def _down(x, filters: int, norm: str, name: str):
     return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")(x)
 
 
-def generator(image_size: int, cfg: dict) -> keras.Model:
+def generator(image_size: int, cfg: dict, name: str = "unet_generator") -> keras.Model:
     """The U-Net: ``image_size`` -> 1x1 and back, with skips; [0, 1] in and out."""
     levels = int(math.log2(image_size))
     widths = [min(cfg["filters"] * 2 ** i, cfg["max_filters"]) for i in range(levels)]
@@ -81,10 +81,10 @@ def generator(image_size: int, cfg: dict) -> keras.Model:
         x = layers.Concatenate(name=f"up{i}_skip")([x, skips[i]])
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
                                name="output_conv")(x)
-    return keras.Model(inputs, to_unit(x, name="output"), name="unet_generator")
+    return keras.Model(inputs, to_unit(x, name="output"), name=name)
 
 
-def discriminator(image_size: int, cfg: dict) -> keras.Model:
+def discriminator(image_size: int, cfg: dict, name: str = "patchgan") -> keras.Model:
     """70x70 PatchGAN on (input, output-or-target): one logit per patch."""
     x_in = keras.Input((image_size, image_size, 3), name="image")
     y_in = keras.Input((image_size, image_size, 3), name="target")
@@ -102,15 +102,15 @@ def discriminator(image_size: int, cfg: dict) -> keras.Model:
     x = layers.LeakyReLU(negative_slope=0.2, name="d3_lrelu")(x)
     x = layers.ZeroPadding2D(name="logits_pad")(x)
     logits = layers.Conv2D(1, 4, name="logits", dtype=OUTPUT_DTYPE)(x)
-    return keras.Model([x_in, y_in], logits, name="patchgan")
+    return keras.Model([x_in, y_in], logits, name=name)
 
 
 class Pix2Pix(keras.Model):
     """Generator + discriminator with the pix2pix ``train_step``. ``call(x)`` = generator.
     ``cfg``: checked settings (``facesketch.models.config``)."""
 
-    def __init__(self, image_size: int, cfg: dict, **kwargs):
-        super().__init__(name="unet_gan", **kwargs)
+    def __init__(self, image_size: int, cfg: dict, name: str = "unet_gan", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.lambda_l1 = cfg["lambda_l1"]
         self.generator = generator(image_size, cfg)
         self.discriminator = discriminator(image_size, cfg)
@@ -132,11 +132,25 @@ class Pix2Pix(keras.Model):
             # Keras' JAX fit() carries only model.optimizer's state through its steps: the
             # discriminator's Adam travels as non-trainable model variables (count_params leaves them out)
             if not d_optimizer.built:
-                d_optimizer.build(self.discriminator.trainable_variables)
+                d_optimizer.build(self.d_variables)
             self.d_optimizer_state = list(d_optimizer.variables)
 
     def count_params(self) -> int:
-        return self.generator.count_params() + self.discriminator.count_params()
+        return sum(net.count_params() for net in self.networks())
+
+    def networks(self) -> list[keras.Model]:
+        """Every network of the model: the generator's side first, then the discriminator's."""
+        return [self.generator, self.discriminator]
+
+    @property
+    def g_variables(self) -> list:
+        """What the generators' optimizer updates (``model.optimizer``)."""
+        return self.generator.trainable_variables
+
+    @property
+    def d_variables(self) -> list:
+        """What the discriminators' optimizer (``d_optimizer``) updates."""
+        return self.discriminator.trainable_variables
 
     @property
     def g_optimizer(self):
@@ -168,15 +182,17 @@ class Pix2Pix(keras.Model):
         fake_logits = self.discriminator([x, fake], training=training)
         g_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
         g_l1 = ops.mean(ops.abs(y - fake))
-        g_rec = g_l1
-        if self.ssim_weight or self.edge_weight or self.loss_space != "rgb":
-            # lambda_l1 x (L1 in loss_space + ssim_weight x (1 - SSIM) + edge_weight x edges):
-            # see facesketch.training.losses
-            g_rec = ops.mean(reconstruction("mae", self.ssim_weight, self.edge_weight, self.loss_space)(y, fake))
-        g_total = g_gan + self.lambda_l1 * g_rec
+        g_total = g_gan + self.lambda_l1 * self._reconstruction(y, fake, g_l1)
         d_loss = 0.5 * (self.bce(ops.ones_like(real_logits), real_logits)
                         + self.bce(ops.zeros_like(fake_logits), fake_logits))
         return g_total, g_gan, g_l1, d_loss
+
+    def _reconstruction(self, target, output, l1):
+        """The term lambda_l1 weighs: the L1 distance ``l1`` (already computed), or with the levers on,
+        L1 in loss_space + ssim_weight x (1 - SSIM) + edge_weight x edges (facesketch.training.losses)."""
+        if self.ssim_weight or self.edge_weight or self.loss_space != "rgb":
+            return ops.mean(reconstruction("mae", self.ssim_weight, self.edge_weight, self.loss_space)(target, output))
+        return l1
 
     def _record(self, losses) -> dict:
         for tracker, value in zip(self.metrics, losses):
@@ -194,14 +210,14 @@ class Pix2Pix(keras.Model):
 
         x, y = data[0], data[1]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            g_total, g_gan, g_l1, d_loss = self._gan_losses(x, y, training=True)
+            losses = self._gan_losses(x, y, training=True)  # (g_total, g_gan, g_l1, d_loss, ...)
             # scale_loss: loss scaling under mixed_float16 (identity otherwise)
-            g_scaled = self.optimizer.scale_loss(replica_share(g_total))
-            d_scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
-        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
+            g_scaled = self.optimizer.scale_loss(replica_share(losses[0]))
+            d_scaled = self.d_optimizer.scale_loss(replica_share(losses[3]))
+        g_vars, d_vars = self.g_variables, self.d_variables
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
-        return self._record((g_total, g_gan, g_l1, d_loss))
+        return self._record(losses)
 
     def _train_step_jax(self, state, data):
         """The TensorFlow step on ``state``'s values: one forward pass of both players, the generator's
@@ -211,8 +227,7 @@ class Pix2Pix(keras.Model):
 
         trainable, non_trainable, g_opt_values, metrics_values = state
         x, y = data[0], data[1]
-        gi, di = self._split(self.trainable_variables, self.generator.trainable_variables,
-                             self.discriminator.trainable_variables)
+        gi, di = self._split(self.trainable_variables, self.g_variables, self.d_variables)
         oi, = self._split(self.non_trainable_variables, self.d_optimizer.variables)
         d_opt_values = [non_trainable[i] for i in oi]
 
@@ -282,8 +297,8 @@ def compile_model(model: Pix2Pix, training: dict, cfg: dict, jit_compile="auto",
     if model.dtype_policy.name == "mixed_float16":  # compile() wraps only model.optimizer
         g_opt = keras.optimizers.LossScaleOptimizer(g_opt, name="g_adam_scaled")
         d_opt = keras.optimizers.LossScaleOptimizer(d_opt, name="d_adam_scaled")
-    g_opt.build(model.generator.trainable_variables)
-    d_opt.build(model.discriminator.trainable_variables)
+    g_opt.build(model.g_variables)
+    d_opt.build(model.d_variables)
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit_compile)
 
 
