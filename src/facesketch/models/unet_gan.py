@@ -51,7 +51,7 @@ from facesketch.models.spec import ModelSpec
 def _down(x, filters: int, norm: str, name: str):
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm == "none",
                       name=f"{name}_conv")(x)
-    layer = normalization(norm, name=f"{name}_norm")
+    layer = normalization(norm, name=f"{name}_norm", channels=filters)
     if layer is not None:
         x = layer(x)
     return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")(x)
@@ -72,7 +72,7 @@ def generator(image_size: int, cfg: dict, name: str = "unet_generator") -> keras
     for j, i in enumerate(range(levels - 2, -1, -1)):
         x = layers.Conv2DTranspose(widths[i], 4, strides=2, padding="same", use_bias=cfg["norm"] == "none",
                                    name=f"up{i}_conv")(x)
-        layer = normalization(cfg["norm"], name=f"up{i}_norm")
+        layer = normalization(cfg["norm"], name=f"up{i}_norm", channels=widths[i])
         if layer is not None:
             x = layer(x)
         if j < n_dropout and cfg["dropout"] > 0:
@@ -96,7 +96,7 @@ def discriminator(image_size: int, cfg: dict, name: str = "patchgan") -> keras.M
     x = layers.ZeroPadding2D(name="d3_pad")(x)
     x = layers.Conv2D(min(8 * f, cfg["max_filters"]), 4, use_bias=cfg["norm"] == "none",
                       name="d3_conv")(x)
-    layer = normalization(cfg["norm"], name="d3_norm")
+    layer = normalization(cfg["norm"], name="d3_norm", channels=min(8 * f, cfg["max_filters"]))
     if layer is not None:
         x = layer(x)
     x = layers.LeakyReLU(negative_slope=0.2, name="d3_lrelu")(x)
