@@ -55,9 +55,9 @@ else
 fi
 
 if [ "$budget" = gpu ]; then
-  settings=(-S 'models=[unet_gan,vae]' -S image_size=256 -S epochs=200 -S batch_size=8)
+  settings=(-S image_size=256 -S epochs=200 -S batch_size=8)
 else
-  settings=(-S 'models=[unet_gan,vae]' -S image_size=128 -S epochs=30 -S batch_size=4)
+  settings=(-S image_size=128 -S epochs=30 -S batch_size=4)
 fi
 
 bash scripts/setup.sh
@@ -65,7 +65,7 @@ source .venv/bin/activate
 start=$SECONDS
 dvc exp run --name "benchmark-$budget" --force \
   -S data.source=archive_dir -S "data.archive_dir=$archive_dir" "${split[@]}" \
-  -S 'tasks=[f2s,s2f]' -S split.val_fraction=0 \
+  -S 'models=[unet_gan,vae]' -S 'tasks=[f2s,s2f]' -S split.val_fraction=0 \
   -S augment.jitter=0 -S augment.flip=false -S lr_schedule=linear_decay -S ssim_weight=1.0 \
   -S edge_weight=1.0 -S ema_decay=0.999 \
   "${settings[@]}" "$@"
